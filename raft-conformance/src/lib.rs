@@ -1,0 +1,274 @@
+//! Conformance suites for raft-kit plugins.
+//!
+//! Every store and transport in the workspace runs the same cases, and so can
+//! a store written outside it: one macro call expands to one `#[test]` per case.
+//!
+//! # Layout
+//!
+//! - [`log_store`]: the [`LogStore`] cases, run by [`log_store_suite!`].
+//! - [`stable_store`]: the [`StableStore`] cases, run by [`stable_store_suite!`].
+//! - [`snapshot_store`]: the [`SnapshotStore`] cases, run by [`snapshot_store_suite!`].
+//! - [`Fixture`]: how a case makes a fresh store and reopens a durable one.
+//! - [`Guarded`]: a store bundled with what must outlive it (a temporary directory).
+//!
+//! # Running a suite
+//!
+//! Give the macro an expression that makes a fresh store. For a durable store,
+//! also give `reopen = …`, a function that closes a store and opens it again
+//! on the same data; without one, the reopen cases are generated as ignored
+//! tests (`#[ignore = "…no reopen function"]`), so the test run says they were
+//! skipped.
+//!
+//! ```
+//! use raft_conformance::{log_store_suite, stable_store_suite, snapshot_store_suite};
+//! use store_mem::{InmemSnapshotStore, MemLogStore, MemStableStore};
+//!
+//! log_store_suite!(MemLogStore::new());
+//! stable_store_suite!(MemStableStore::new());
+//! snapshot_store_suite!(InmemSnapshotStore::new());
+//! # fn main() {}
+//! ```
+//!
+//! Each call generates a module (`log_store_conformance`, …) of tests, so one
+//! file may run all three suites; put each store's calls in its own module.
+
+pub mod log_store;
+pub mod snapshot_store;
+pub mod stable_store;
+
+use raft_core::{
+    Log, LogStore, NewSnapshot, SnapshotError, SnapshotMeta, SnapshotReader, SnapshotSink, SnapshotStore,
+    StableStore, StoreError,
+};
+
+/// How a conformance case gets its stores.
+pub struct Fixture<S> {
+    make: Box<dyn Fn() -> S>,
+    reopen: Option<Box<dyn Fn(S) -> S>>,
+}
+
+impl<S> Fixture<S> {
+    /// A fixture that makes fresh stores with `make`.
+    pub fn new(make: impl Fn() -> S + 'static) -> Self {
+        Self { make: Box::new(make), reopen: None }
+    }
+
+    /// Adds the function that closes a store and opens it again on the same data.
+    pub fn with_reopen(mut self, reopen: impl Fn(S) -> S + 'static) -> Self {
+        self.reopen = Some(Box::new(reopen));
+        self
+    }
+
+    /// A fresh, empty store.
+    pub fn fresh(&self) -> S {
+        (self.make)()
+    }
+
+    /// Closes `store` and opens it again.
+    ///
+    /// # Panics
+    ///
+    /// If the fixture has no reopen function; the suite macros only run the
+    /// reopen cases when one was given.
+    pub fn reopen(&self, store: S) -> S {
+        let reopen = self.reopen.as_ref().expect("this case needs a reopen function");
+        reopen(store)
+    }
+}
+
+/// A store together with something that must live as long as it, such as the
+/// temporary directory holding its files. It implements the store traits by
+/// delegating to `store`.
+#[derive(Debug)]
+pub struct Guarded<S, G> {
+    /// The store.
+    pub store: S,
+    /// What must outlive it.
+    pub guard: G,
+}
+
+impl<S: LogStore, G: Send + Sync + 'static> LogStore for Guarded<S, G> {
+    fn first_index(&self) -> Result<u64, StoreError> {
+        self.store.first_index()
+    }
+    fn last_index(&self) -> Result<u64, StoreError> {
+        self.store.last_index()
+    }
+    fn get_log(&self, index: u64) -> Result<Option<Log>, StoreError> {
+        self.store.get_log(index)
+    }
+    fn get_logs(&self, first: u64, last: u64, bytes_max: u64) -> Result<Vec<Log>, StoreError> {
+        self.store.get_logs(first, last, bytes_max)
+    }
+    fn store_logs(&self, logs: &[Log]) -> Result<(), StoreError> {
+        self.store.store_logs(logs)
+    }
+    fn delete_range(&self, min: u64, max: u64) -> Result<(), StoreError> {
+        self.store.delete_range(min, max)
+    }
+}
+
+impl<S: StableStore, G: Send + Sync + 'static> StableStore for Guarded<S, G> {
+    fn set(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.store.set(key, value)
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.get(key)
+    }
+}
+
+impl<S: SnapshotStore, G: Send + Sync + 'static> SnapshotStore for Guarded<S, G> {
+    fn create(&self, snapshot: NewSnapshot) -> Result<Box<dyn SnapshotSink>, SnapshotError> {
+        self.store.create(snapshot)
+    }
+    fn list(&self) -> Result<Vec<SnapshotMeta>, SnapshotError> {
+        self.store.list()
+    }
+    fn open(&self, id: &str) -> Result<(SnapshotMeta, SnapshotReader), SnapshotError> {
+        self.store.open(id)
+    }
+}
+
+/// Generates a module of tests, one per case; reopen cases run or are ignored.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite {
+    ($suite:ident, $module:ident, run, $fixture:tt, [$($case:ident),*], [$($reopen:ident),*]) => {
+        #[allow(unused_imports)]
+        mod $suite {
+            use super::*;
+            $( #[test] fn $case() { $crate::$module::$case(&$fixture); } )*
+            $( #[test] fn $reopen() { $crate::$module::$reopen(&$fixture); } )*
+        }
+    };
+    ($suite:ident, $module:ident, ignore, $fixture:tt, [$($case:ident),*], [$($reopen:ident),*]) => {
+        #[allow(unused_imports)]
+        mod $suite {
+            use super::*;
+            $( #[test] fn $case() { $crate::$module::$case(&$fixture); } )*
+            $( #[test] #[ignore = "skipped: the suite was given no reopen function"] fn $reopen() {} )*
+        }
+    };
+}
+
+/// The log store cases, listed once for both forms of [`log_store_suite!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __log_store_cases {
+    ($mode:ident, $fixture:tt) => {
+        $crate::__suite!(
+            log_store_conformance,
+            log_store,
+            $mode,
+            $fixture,
+            [
+                empty_store,
+                round_trips_every_kind,
+                round_trips_extensions,
+                round_trips_empty_data,
+                round_trips_8_mib_entry,
+                batch_sets_first_and_last,
+                get_logs_returns_range_in_order,
+                get_logs_stops_at_byte_budget,
+                delete_front_moves_first_index,
+                delete_back_moves_last_index,
+                store_after_truncation_replaces_entries,
+                delete_everything_empties_store,
+                delete_outside_range_is_noop,
+                delete_middle_is_refused,
+                first_append_may_start_anywhere,
+                first_append_after_clearing_may_start_anywhere,
+                batch_is_all_or_nothing,
+                non_contiguous_append_is_refused,
+                readers_see_whole_batches
+            ],
+            [reopen_keeps_entries, reopen_keeps_deletions, reopen_keeps_empty_store]
+        );
+    };
+}
+
+/// The stable store cases, listed once for both forms of [`stable_store_suite!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __stable_store_cases {
+    ($mode:ident, $fixture:tt) => {
+        $crate::__suite!(
+            stable_store_conformance,
+            stable_store,
+            $mode,
+            $fixture,
+            [
+                missing_key_is_none,
+                set_get_overwrite,
+                u64_values_round_trip,
+                empty_key_and_value,
+                wrong_width_u64_is_corrupt
+            ],
+            [reopen_keeps_values]
+        );
+    };
+}
+
+/// The snapshot store cases, listed once for both forms of [`snapshot_store_suite!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __snapshot_store_cases {
+    ($mode:ident, $fixture:tt) => {
+        $crate::__suite!(
+            snapshot_store_conformance,
+            snapshot_store,
+            $mode,
+            $fixture,
+            [
+                create_close_list_open,
+                empty_snapshot_round_trips,
+                list_is_newest_first,
+                cancel_leaves_nothing,
+                unclosed_sink_is_not_listed,
+                open_unknown_id_is_error,
+                large_snapshot_streams
+            ],
+            [reopen_keeps_snapshots]
+        );
+    };
+}
+
+/// Runs the [`LogStore`](raft_core::LogStore) conformance cases, each as its
+/// own `#[test]` in a module `log_store_conformance`.
+///
+/// `log_store_suite!(make)` takes an expression evaluated afresh for every
+/// case; `log_store_suite!(make, reopen = f)` also runs the reopen cases, with
+/// `f` a closure taking the store and returning it reopened.
+#[macro_export]
+macro_rules! log_store_suite {
+    ($new:expr $(,)?) => {
+        $crate::__log_store_cases!(ignore, ($crate::Fixture::new(move || $new)));
+    };
+    ($new:expr, reopen = $reopen:expr $(,)?) => {
+        $crate::__log_store_cases!(run, ($crate::Fixture::new(move || $new).with_reopen($reopen)));
+    };
+}
+
+/// Runs the [`StableStore`](raft_core::StableStore) conformance cases in a
+/// module `stable_store_conformance`; arguments as for [`log_store_suite!`].
+#[macro_export]
+macro_rules! stable_store_suite {
+    ($new:expr $(,)?) => {
+        $crate::__stable_store_cases!(ignore, ($crate::Fixture::new(move || $new)));
+    };
+    ($new:expr, reopen = $reopen:expr $(,)?) => {
+        $crate::__stable_store_cases!(run, ($crate::Fixture::new(move || $new).with_reopen($reopen)));
+    };
+}
+
+/// Runs the [`SnapshotStore`](raft_core::SnapshotStore) conformance cases in a
+/// module `snapshot_store_conformance`; arguments as for [`log_store_suite!`].
+#[macro_export]
+macro_rules! snapshot_store_suite {
+    ($new:expr $(,)?) => {
+        $crate::__snapshot_store_cases!(ignore, ($crate::Fixture::new(move || $new)));
+    };
+    ($new:expr, reopen = $reopen:expr $(,)?) => {
+        $crate::__snapshot_store_cases!(run, ($crate::Fixture::new(move || $new).with_reopen($reopen)));
+    };
+}

@@ -1,0 +1,51 @@
+//! The Raft protocol core of raft-kit.
+//!
+//! This crate holds what every raft-kit node is made of: the plugin traits
+//! that storage and transport crates implement, the one codec for every byte
+//! that reaches a disk or a wire, and (as it lands) the Raft node itself.
+//!
+//! # Layout
+//!
+//! - [`configuration`]: [`ServerId`], [`ServerAddress`], [`Suffrage`], [`Server`], [`Configuration`].
+//! - [`log`]: [`Log`], [`LogKind`] and the [`LogStore`] trait with its [`StoreError`].
+//! - [`stable`]: the [`StableStore`] trait (term, vote, commit index).
+//! - [`snapshot`]: [`SnapshotMeta`], the [`SnapshotStore`] trait and its [`SnapshotSink`].
+//! - [`commands`]: the RPC messages (AppendEntries, RequestVote, PreVote, InstallSnapshot, TimeoutNow).
+//! - [`transport`]: the async [`Transport`] trait and incoming [`Rpc`]s.
+//! - [`fsm`]: the user's state machine, [`Fsm`] and [`FsmSnapshot`].
+//! - [`codec`]: the versioned binary encoding (layout in `docs/codec.md`).
+//!
+//! # Quick start
+//!
+//! Encode an entry the way every store and transport does, and decode it back:
+//!
+//! ```
+//! use raft_core::{codec, Log};
+//!
+//! let log = Log::command(1, 1, "set x = 1");
+//! let bytes = codec::log_to_bytes(&log);
+//! assert_eq!(codec::decode_log(bytes)?, log);
+//! # Ok::<(), raft_core::codec::DecodeError>(())
+//! ```
+
+pub mod codec;
+pub mod commands;
+pub mod configuration;
+pub mod fsm;
+pub mod log;
+pub mod snapshot;
+pub mod stable;
+pub mod transport;
+
+pub use commands::*;
+pub use configuration::{Configuration, ConfigurationError, Server, ServerAddress, ServerId, Suffrage};
+pub use fsm::{Fsm, FsmError, FsmSnapshot};
+pub use log::{Log, LogKind, LogStore, StoreError};
+pub use snapshot::{
+    NewSnapshot, SNAPSHOT_VERSION, SnapshotError, SnapshotMeta, SnapshotReader, SnapshotSink, SnapshotStore,
+};
+pub use stable::StableStore;
+pub use transport::{
+    AppendPipeline, BoxFuture, Responder, Rpc, RpcReceiver, RpcRejection, SnapshotStream, Transport,
+    TransportError,
+};

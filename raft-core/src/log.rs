@@ -1,0 +1,284 @@
+//! Log entries and the [`LogStore`] that keeps them.
+
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// What a log entry is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LogKind {
+    /// A command for the user's [`Fsm`](crate::Fsm).
+    Command,
+    /// Appended by a new leader to commit entries of earlier terms; not applied.
+    Noop,
+    /// Makes sure every earlier entry is applied; not given to the FSM.
+    Barrier,
+    /// A new cluster [`Configuration`](crate::Configuration), encoded by the codec.
+    Configuration,
+}
+
+impl LogKind {
+    /// Every kind, in wire-tag order.
+    pub const ALL: [LogKind; 4] = [LogKind::Command, LogKind::Noop, LogKind::Barrier, LogKind::Configuration];
+}
+
+/// One entry of the replicated log.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Log {
+    /// The 1-based position in the log.
+    pub index: u64,
+    /// The leader's term when the entry was created.
+    pub term: u64,
+    /// What the entry is for.
+    pub kind: LogKind,
+    /// The payload: a command, or an encoded configuration.
+    pub data: Bytes,
+    /// Opaque bytes for the application, replicated with the entry but never
+    /// interpreted by raft-kit.
+    pub extensions: Bytes,
+}
+
+impl Log {
+    /// A command entry with no extensions.
+    pub fn command(index: u64, term: u64, data: impl Into<Bytes>) -> Self {
+        Self { index, term, kind: LogKind::Command, data: data.into(), extensions: Bytes::new() }
+    }
+
+    /// The bytes this entry's payload occupies, used for batching budgets.
+    pub fn payload_size(&self) -> u64 {
+        (self.data.len() + self.extensions.len()) as u64
+    }
+}
+
+/// Why a [`LogStore`] or [`StableStore`](crate::StableStore) call failed.
+///
+/// An error from a store is fatal to the call that saw it: the core stops
+/// acting on the store's behalf (a leader steps down) rather than guess.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The operating system reported an I/O error.
+    #[error("store I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// Stored bytes failed to decode or a checksum did not match.
+    #[error("store is corrupt at {location}: {reason}")]
+    Corrupt {
+        /// Where the damage was found: a log index, a key, a file.
+        location: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A batch passed to `store_logs` does not continue the log.
+    #[error("log entries must be contiguous: expected index {expected}, got {got}")]
+    NonContiguous {
+        /// The index that would have continued the log.
+        expected: u64,
+        /// The index that was given.
+        got: u64,
+    },
+    /// An entry with index 0 was given; indexes start at 1.
+    #[error("log index 0 is not valid; indexes start at 1")]
+    ZeroIndex,
+    /// `delete_range` was asked to punch a hole in the middle of the log.
+    #[error("delete_range({min}, {max}) would leave a hole in the log {first}..={last}")]
+    Hole {
+        /// The range's first index.
+        min: u64,
+        /// The range's last index.
+        max: u64,
+        /// The store's first index.
+        first: u64,
+        /// The store's last index.
+        last: u64,
+    },
+    /// The store has reached its configured maximum size.
+    #[error("store is full: {0}")]
+    Full(String),
+    /// The store's format version is not one this code understands.
+    #[error("store format version {found} is not supported (expected {expected})")]
+    UnsupportedVersion {
+        /// The version found on disk.
+        found: u32,
+        /// The version this code writes.
+        expected: u32,
+    },
+    /// The store was closed.
+    #[error("store is closed")]
+    Closed,
+    /// An error from the storage engine underneath.
+    #[error("storage engine error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Durable storage for the replicated log.
+///
+/// Calls are synchronous: the core calls them from its own blocking worker,
+/// never from an async executor thread. Implementations share the store between
+/// threads through `&self`, so they use interior mutability.
+///
+/// # Contract
+///
+/// - Indexes are 1-based. An empty store reports `first_index() == 0` and
+///   `last_index() == 0`.
+/// - The stored entries are always one contiguous run `first..=last`.
+/// - [`store_logs`](Self::store_logs) is atomic and durable when it returns
+///   `Ok`: all of the batch is stored, or none of it. The batch must be
+///   contiguous and, unless the store is empty, start at `last_index() + 1`
+///   (a conflicting suffix is removed with `delete_range` first). Into an empty
+///   store, the first batch may start at any index, as after a snapshot install.
+/// - [`delete_range`](Self::delete_range)`(min, max)` is inclusive and removes
+///   a prefix (compaction) or a suffix (truncation) of the log, or all of it.
+///   A range wholly outside the stored entries, or with `min > max`, is a no-op.
+///   A range strictly inside the log would leave a hole and is refused with
+///   [`StoreError::Hole`].
+/// - Readers running beside a writer see each batch whole or not at all.
+pub trait LogStore: Send + Sync + 'static {
+    /// The index of the first stored entry, 0 when the store is empty.
+    fn first_index(&self) -> Result<u64, StoreError>;
+
+    /// The index of the last stored entry, 0 when the store is empty.
+    fn last_index(&self) -> Result<u64, StoreError>;
+
+    /// The entry at `index`, or `None` when it is not stored.
+    fn get_log(&self, index: u64) -> Result<Option<Log>, StoreError>;
+
+    /// The entries from `first` to `last` inclusive, in order, stopping early
+    /// once the payload bytes returned reach `bytes_max` (at least one entry is
+    /// returned if `first` is stored) or at the first index not stored.
+    fn get_logs(&self, first: u64, last: u64, bytes_max: u64) -> Result<Vec<Log>, StoreError> {
+        let mut logs = Vec::new();
+        let mut bytes_total = 0u64;
+        for index in first..=last {
+            if !logs.is_empty() && bytes_total >= bytes_max {
+                break;
+            }
+            match self.get_log(index)? {
+                Some(log) => {
+                    bytes_total += log.payload_size();
+                    logs.push(log);
+                }
+                None => break,
+            }
+        }
+        Ok(logs)
+    }
+
+    /// Stores a contiguous batch atomically and durably (see the contract).
+    fn store_logs(&self, logs: &[Log]) -> Result<(), StoreError>;
+
+    /// Removes the entries `min..=max` (see the contract).
+    fn delete_range(&self, min: u64, max: u64) -> Result<(), StoreError>;
+}
+
+impl<T: LogStore + ?Sized> LogStore for Arc<T> {
+    fn first_index(&self) -> Result<u64, StoreError> {
+        (**self).first_index()
+    }
+    fn last_index(&self) -> Result<u64, StoreError> {
+        (**self).last_index()
+    }
+    fn get_log(&self, index: u64) -> Result<Option<Log>, StoreError> {
+        (**self).get_log(index)
+    }
+    fn get_logs(&self, first: u64, last: u64, bytes_max: u64) -> Result<Vec<Log>, StoreError> {
+        (**self).get_logs(first, last, bytes_max)
+    }
+    fn store_logs(&self, logs: &[Log]) -> Result<(), StoreError> {
+        (**self).store_logs(logs)
+    }
+    fn delete_range(&self, min: u64, max: u64) -> Result<(), StoreError> {
+        (**self).delete_range(min, max)
+    }
+}
+
+/// Checks that `logs` may be appended to a log whose last index is `last`
+/// (0 when empty): indexes non-zero, contiguous, and continuing the log.
+///
+/// Store implementations call this before writing so that every store refuses
+/// the same malformed batches with the same errors.
+pub fn check_batch(last: u64, logs: &[Log]) -> Result<(), StoreError> {
+    let Some(head) = logs.first() else { return Ok(()) };
+    if head.index == 0 {
+        return Err(StoreError::ZeroIndex);
+    }
+    if last != 0 && head.index != last + 1 {
+        return Err(StoreError::NonContiguous { expected: last + 1, got: head.index });
+    }
+    for pair in logs.windows(2) {
+        if pair[1].index != pair[0].index + 1 {
+            return Err(StoreError::NonContiguous { expected: pair[0].index + 1, got: pair[1].index });
+        }
+    }
+    Ok(())
+}
+
+/// What a `delete_range(min, max)` does to a log `first..=last`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeletePlan {
+    /// Nothing is stored in the range.
+    Nothing,
+    /// Remove every entry.
+    All,
+    /// Remove the prefix up to and including this index.
+    Prefix(u64),
+    /// Remove the suffix from this index on.
+    Suffix(u64),
+}
+
+/// Classifies `delete_range(min, max)` over the log `first..=last` (both 0 when
+/// empty), so every store interprets ranges the same way.
+pub fn plan_delete(first: u64, last: u64, min: u64, max: u64) -> Result<DeletePlan, StoreError> {
+    if last == 0 || min > max || max < first || min > last {
+        return Ok(DeletePlan::Nothing);
+    }
+    match (min <= first, max >= last) {
+        (true, true) => Ok(DeletePlan::All),
+        (true, false) => Ok(DeletePlan::Prefix(max)),
+        (false, true) => Ok(DeletePlan::Suffix(min)),
+        (false, false) => Err(StoreError::Hole { min, max, first, last }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delete_plans_cover_every_overlap() {
+        let table = [
+            // first, last, min, max, plan
+            (0, 0, 1, 5, Some(DeletePlan::Nothing)),
+            (5, 10, 1, 4, Some(DeletePlan::Nothing)),
+            (5, 10, 11, 20, Some(DeletePlan::Nothing)),
+            (5, 10, 8, 7, Some(DeletePlan::Nothing)),
+            (5, 10, 1, 10, Some(DeletePlan::All)),
+            (5, 10, 5, 12, Some(DeletePlan::All)),
+            (5, 10, 1, 7, Some(DeletePlan::Prefix(7))),
+            (5, 10, 5, 5, Some(DeletePlan::Prefix(5))),
+            (5, 10, 8, 10, Some(DeletePlan::Suffix(8))),
+            (5, 10, 10, 99, Some(DeletePlan::Suffix(10))),
+            (5, 10, 6, 9, None),
+        ];
+        for (first, last, min, max, plan) in table {
+            let got = plan_delete(first, last, min, max).ok();
+            assert_eq!(got, plan, "log {first}..={last}, delete {min}..={max}");
+        }
+    }
+
+    #[test]
+    fn batches_must_continue_the_log() {
+        let batch = |indexes: &[u64]| indexes.iter().map(|&i| Log::command(i, 1, "x")).collect::<Vec<_>>();
+        assert!(check_batch(0, &batch(&[7, 8, 9])).is_ok());
+        assert!(check_batch(6, &batch(&[7, 8])).is_ok());
+        assert!(check_batch(6, &[]).is_ok());
+        assert!(matches!(check_batch(0, &batch(&[0])), Err(StoreError::ZeroIndex)));
+        assert!(matches!(
+            check_batch(5, &batch(&[7])),
+            Err(StoreError::NonContiguous { expected: 6, got: 7 })
+        ));
+        assert!(matches!(
+            check_batch(0, &batch(&[1, 2, 4])),
+            Err(StoreError::NonContiguous { expected: 3, got: 4 })
+        ));
+    }
+}

@@ -1,0 +1,29 @@
+use raft_core::{StableStore, StoreError};
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+/// An in-memory [`StableStore`].
+#[derive(Debug, Default)]
+pub struct MemStableStore {
+    values: RwLock<HashMap<Vec<u8>, Vec<u8>>>,
+}
+
+impl MemStableStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl StableStore for MemStableStore {
+    fn set(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let mut values = self.values.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        values.insert(key.to_vec(), value.to_vec());
+        Ok(())
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let values = self.values.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(values.get(key).cloned())
+    }
+}

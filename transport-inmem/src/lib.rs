@@ -1,0 +1,4 @@
+//! raft-kit: the in-process transport with fault injection.
+//!
+//! **Not built yet.** This crate is a placeholder in the workspace so that the
+//! crate map is complete; it has no API. It lands with the raft-core issue.
