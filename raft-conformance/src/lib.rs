@@ -10,6 +10,10 @@
 //! - [`snapshot_store`]: the [`SnapshotStore`] cases, run by [`snapshot_store_suite!`].
 //! - [`Fixture`]: how a case makes a fresh store and reopens a durable one.
 //! - [`Guarded`]: a store bundled with what must outlive it (a temporary directory).
+//! - [`cluster`]: the cluster harness ([`cluster::Cluster`]) over any
+//!   [`cluster::Network`] and [`cluster::StoreFactory`].
+//! - [`scenarios`]: the cluster scenarios, run by [`cluster_suite!`].
+//! - [`test_fsm`]: the scenarios' state machine and its consistency checker.
 //!
 //! # Running a suite
 //!
@@ -32,9 +36,12 @@
 //! Each call generates a module (`log_store_conformance`, …) of tests, so one
 //! file may run all three suites; put each store's calls in its own module.
 
+pub mod cluster;
 pub mod log_store;
+pub mod scenarios;
 pub mod snapshot_store;
 pub mod stable_store;
+pub mod test_fsm;
 
 use raft_core::{
     Log, LogStore, NewSnapshot, SnapshotError, SnapshotMeta, SnapshotReader, SnapshotSink, SnapshotStore,
@@ -106,6 +113,12 @@ impl<S: LogStore, G: Send + Sync + 'static> LogStore for Guarded<S, G> {
     fn delete_range(&self, min: u64, max: u64) -> Result<(), StoreError> {
         self.store.delete_range(min, max)
     }
+    fn store_logs_with_commit(&self, logs: &[Log], commit_index: u64) -> Result<(), StoreError> {
+        self.store.store_logs_with_commit(logs, commit_index)
+    }
+    fn commit_index(&self) -> Result<Option<u64>, StoreError> {
+        self.store.commit_index()
+    }
 }
 
 impl<S: StableStore, G: Send + Sync + 'static> StableStore for Guarded<S, G> {
@@ -114,6 +127,12 @@ impl<S: StableStore, G: Send + Sync + 'static> StableStore for Guarded<S, G> {
     }
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.store.get(key)
+    }
+    fn set_u64(&self, key: &[u8], value: u64) -> Result<(), StoreError> {
+        self.store.set_u64(key, value)
+    }
+    fn get_u64(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
+        self.store.get_u64(key)
     }
 }
 
@@ -270,5 +289,73 @@ macro_rules! snapshot_store_suite {
     };
     ($new:expr, reopen = $reopen:expr $(,)?) => {
         $crate::__snapshot_store_cases!(run, ($crate::Fixture::new(move || $new).with_reopen($reopen)));
+    };
+}
+
+/// The cluster scenarios, listed once.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cluster_cases {
+    ($network:expr, $stores:expr, [$($case:ident),* $(,)?]) => {
+        #[allow(unused_imports)]
+        mod cluster_scenarios {
+            use super::*;
+            $(
+                #[test]
+                fn $case() {
+                    $crate::cluster::run_scenario(::std::time::Duration::from_secs(120), || {
+                        $crate::scenarios::$case($network, $stores)
+                    });
+                }
+            )*
+        }
+    };
+}
+
+/// Runs every cluster scenario of [`scenarios`], each as its own `#[test]`
+/// in a module `cluster_scenarios`.
+///
+/// `network` is an expression making a fresh [`cluster::Network`] (evaluated
+/// once per scenario, so use a fresh seed each time, e.g. with
+/// [`cluster::seed_from_env`]); `stores` makes a [`cluster::StoreFactory`].
+///
+/// ```ignore
+/// use raft_conformance::cluster::{seed_from_env, InmemCluster, NodeStores};
+/// raft_conformance::cluster_suite!(
+///     network = InmemCluster::new(seed_from_env()),
+///     stores = |_node| NodeStores::new(MemLogStore::new(), MemStableStore::new(), InmemSnapshotStore::new()),
+/// );
+/// ```
+#[macro_export]
+macro_rules! cluster_suite {
+    (network = $network:expr, stores = $stores:expr $(,)?) => {
+        $crate::__cluster_cases!(
+            $network,
+            $stores,
+            [
+                initial_election,
+                re_election,
+                many_elections,
+                basic_agreement_3,
+                basic_agreement_5,
+                rpc_bytes_bounded,
+                follower_failure,
+                leader_failure,
+                fail_no_agree,
+                concurrent_applies,
+                rejoin,
+                backup,
+                persist_1,
+                persist_2,
+                persist_3,
+                figure_8,
+                unreliable_agreement,
+                figure_8_unreliable,
+                reliable_churn,
+                unreliable_churn,
+                prevote_keeps_term,
+                leader_steps_down_without_quorum,
+            ]
+        );
     };
 }

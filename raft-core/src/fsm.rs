@@ -32,7 +32,7 @@ impl From<std::io::Error> for FsmError {
 /// the protocol's own and never reach the FSM.
 pub trait Fsm: Send + 'static {
     /// What applying a command returns to the caller of
-    /// `Raft::apply`.
+    /// [`Raft::apply`](crate::Raft::apply).
     type Response: Send + 'static;
 
     /// Applies one committed command.
@@ -60,3 +60,5 @@ pub trait FsmSnapshot: Send + 'static {
     /// Called once the snapshot is written or abandoned.
     fn release(&mut self) {}
 }
+
+pub(crate) mod runner;

@@ -49,3 +49,21 @@ pub use transport::{
     AppendPipeline, BoxFuture, Responder, Rpc, RpcReceiver, RpcRejection, SnapshotStream, Transport,
     TransportError,
 };
+
+mod api;
+mod commitment;
+pub mod config;
+mod election;
+pub mod error;
+mod log_cache;
+pub mod observer;
+mod raft;
+mod replication;
+pub mod state;
+mod storage;
+
+pub use api::{ApplyResponse, Raft};
+pub use config::{Config, ConfigError, ReloadableConfig};
+pub use error::RaftError;
+pub use observer::Observation;
+pub use state::{RaftState, Stats};

@@ -235,6 +235,60 @@ pub trait Transport: Send + Sync + 'static {
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 }
 
+impl<T: Transport + ?Sized> Transport for Arc<T> {
+    fn local_addr(&self) -> ServerAddress {
+        (**self).local_addr()
+    }
+    fn consumer(&self) -> Result<RpcReceiver, TransportError> {
+        (**self).consumer()
+    }
+    fn append_entries(
+        &self,
+        target: ServerAddress,
+        request: AppendEntriesRequest,
+    ) -> BoxFuture<'_, Result<AppendEntriesResponse, TransportError>> {
+        (**self).append_entries(target, request)
+    }
+    fn request_vote(
+        &self,
+        target: ServerAddress,
+        request: RequestVoteRequest,
+    ) -> BoxFuture<'_, Result<RequestVoteResponse, TransportError>> {
+        (**self).request_vote(target, request)
+    }
+    fn pre_vote(
+        &self,
+        target: ServerAddress,
+        request: PreVoteRequest,
+    ) -> BoxFuture<'_, Result<PreVoteResponse, TransportError>> {
+        (**self).pre_vote(target, request)
+    }
+    fn install_snapshot(
+        &self,
+        target: ServerAddress,
+        request: InstallSnapshotRequest,
+        data: SnapshotStream,
+    ) -> BoxFuture<'_, Result<InstallSnapshotResponse, TransportError>> {
+        (**self).install_snapshot(target, request, data)
+    }
+    fn timeout_now(
+        &self,
+        target: ServerAddress,
+        request: TimeoutNowRequest,
+    ) -> BoxFuture<'_, Result<TimeoutNowResponse, TransportError>> {
+        (**self).timeout_now(target, request)
+    }
+    fn append_entries_pipeline(
+        &self,
+        target: ServerAddress,
+    ) -> BoxFuture<'_, Result<AppendPipeline, TransportError>> {
+        (**self).append_entries_pipeline(target)
+    }
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        (**self).shutdown()
+    }
+}
+
 /// A generic [`AppendPipeline`] over any transport's plain `append_entries`:
 /// up to `depth` calls in flight at once, answers delivered in order, and the
 /// pipeline closed after the first error.

@@ -2,6 +2,7 @@ use raft_core::log::{DeletePlan, check_batch, plan_delete};
 use raft_core::{Log, LogStore, StoreError};
 use std::collections::VecDeque;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// An in-memory [`LogStore`].
 ///
@@ -11,6 +12,8 @@ use std::sync::RwLock;
 #[derive(Debug, Default)]
 pub struct MemLogStore {
     logs: RwLock<VecDeque<Log>>,
+    /// Written under the `logs` write lock, with the batch it came with.
+    commit_index: AtomicU64,
 }
 
 impl MemLogStore {
@@ -74,10 +77,19 @@ impl LogStore for MemLogStore {
     }
 
     fn store_logs(&self, batch: &[Log]) -> Result<(), StoreError> {
+        self.store_logs_with_commit(batch, 0)
+    }
+
+    fn store_logs_with_commit(&self, batch: &[Log], commit_index: u64) -> Result<(), StoreError> {
         let mut logs = self.write();
         check_batch(bounds(&logs).1, batch)?;
         logs.extend(batch.iter().cloned());
+        self.commit_index.fetch_max(commit_index, Ordering::AcqRel);
         Ok(())
+    }
+
+    fn commit_index(&self) -> Result<Option<u64>, StoreError> {
+        Ok(Some(self.commit_index.load(Ordering::Acquire)))
     }
 
     fn delete_range(&self, min: u64, max: u64) -> Result<(), StoreError> {

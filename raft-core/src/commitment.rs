@@ -1,0 +1,107 @@
+//! Commitment: which index a quorum of voters has stored.
+
+use crate::ServerId;
+use std::collections::HashMap;
+
+/// Tracks each voter's match index and derives the commit index.
+///
+/// An entry is committed once a quorum of voters has stored it *and* it
+/// belongs to the leader's own term (`start_index` is the first index of that
+/// term); earlier entries commit only with it (Raft §5.4.2, Figure 8).
+#[derive(Debug)]
+pub(crate) struct Commitment {
+    match_indexes: HashMap<ServerId, u64>,
+    commit_index: u64,
+    start_index: u64,
+}
+
+impl Commitment {
+    /// A tracker for `voters`, for a leader whose term starts at `start_index`.
+    pub(crate) fn new(
+        voters: impl IntoIterator<Item = ServerId>,
+        commit_index: u64,
+        start_index: u64,
+    ) -> Self {
+        let match_indexes = voters.into_iter().map(|id| (id, 0)).collect();
+        Self { match_indexes, commit_index, start_index }
+    }
+
+    /// Records that `id` has stored everything up to `index`. Returns the new
+    /// commit index if it advanced.
+    pub(crate) fn record(&mut self, id: &ServerId, index: u64) -> Option<u64> {
+        let entry = self.match_indexes.get_mut(id)?;
+        if index <= *entry {
+            return None;
+        }
+        *entry = index;
+        self.recalculate()
+    }
+
+    /// Re-derives the commit index (after a voter change). Returns it if it advanced.
+    pub(crate) fn recalculate(&mut self) -> Option<u64> {
+        let mut matches: Vec<u64> = self.match_indexes.values().copied().collect();
+        let quorum = quorum_match_index(&mut matches);
+        if quorum > self.commit_index && quorum >= self.start_index {
+            self.commit_index = quorum;
+            return Some(quorum);
+        }
+        None
+    }
+
+    /// The commit index.
+    #[cfg(test)]
+    pub(crate) fn commit_index(&self) -> u64 {
+        self.commit_index
+    }
+}
+
+/// The highest index stored by a majority of `matches` (one entry per voter);
+/// 0 when there are no voters.
+pub(crate) fn quorum_match_index(matches: &mut [u64]) -> u64 {
+    if matches.is_empty() {
+        return 0;
+    }
+    matches.sort_unstable_by(|a, b| b.cmp(a));
+    matches[matches.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quorum_match_is_the_majority_floor() {
+        let table: &[(&[u64], u64)] = &[
+            (&[], 0),
+            (&[5], 5),
+            (&[5, 3], 3),
+            (&[5, 3, 1], 3),
+            (&[1, 5, 3], 3),
+            (&[9, 9, 2, 2], 2),
+            (&[9, 9, 9, 2], 9),
+            (&[7, 1, 7, 1, 7], 7),
+            (&[7, 1, 7, 1, 1], 1),
+        ];
+        for (matches, expected) in table {
+            let mut m = matches.to_vec();
+            assert_eq!(quorum_match_index(&mut m), *expected, "{matches:?}");
+        }
+    }
+
+    fn ids(names: &[&str]) -> Vec<ServerId> {
+        names.iter().map(|n| ServerId::new(*n)).collect()
+    }
+
+    #[test]
+    fn commits_only_entries_of_the_current_term() {
+        // The leader's term starts at index 5; entries 1..=4 are older.
+        let mut c = Commitment::new(ids(&["a", "b", "c"]), 0, 5);
+        assert_eq!(c.record(&"a".into(), 4), None);
+        assert_eq!(c.record(&"b".into(), 4), None, "a quorum holds 4, but 4 is of an older term");
+        assert_eq!(c.record(&"a".into(), 6), None);
+        assert_eq!(c.record(&"b".into(), 5), Some(5), "5 is the leader's own and on a quorum");
+        assert_eq!(c.commit_index(), 5);
+        assert_eq!(c.record(&"c".into(), 6), Some(6));
+        assert_eq!(c.record(&"x".into(), 100), None, "non-voters never count");
+    }
+}

@@ -1,0 +1,260 @@
+//! [`Config`]: the knobs of a node, with [`Config::validate`].
+
+use crate::ServerId;
+use std::time::Duration;
+
+/// How a node behaves. Mirrors hashicorp/raft's `Config`.
+///
+/// Start from [`Config::new`] (production-leaning defaults) and change what
+/// you need; [`Raft::new`](crate::Raft::new) refuses a config that fails
+/// [`validate`](Self::validate).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// This server's id; must be unique in the cluster and never change.
+    pub local_id: ServerId,
+    /// A follower that hears nothing from a leader for a random time between
+    /// this and twice this starts an election. A leader sends heartbeats ten
+    /// times as often.
+    pub heartbeat_timeout: Duration,
+    /// A candidate that has not won within a random time between this and
+    /// twice this starts a new election.
+    pub election_timeout: Duration,
+    /// How long a leader's replication waits with nothing new to send before
+    /// it sends the latest commit index anyway.
+    pub commit_timeout: Duration,
+    /// A leader that has not heard from a quorum of voters within this long
+    /// steps down (check-quorum). At most `heartbeat_timeout`.
+    pub leader_lease_timeout: Duration,
+    /// The most entries sent in one AppendEntries, and written in one
+    /// group-committed `store_logs` call.
+    pub max_append_entries: usize,
+    /// Hand committed commands to [`Fsm::apply_batch`](crate::Fsm::apply_batch)
+    /// in batches rather than one [`Fsm::apply`](crate::Fsm::apply) each.
+    pub batch_apply: bool,
+    /// Ask voters whether they would grant a vote before raising the term, so
+    /// a node cut off and reconnected does not disrupt the cluster.
+    pub prevote: bool,
+    /// How many AppendEntries may be in flight to one follower that is in sync.
+    pub max_inflight: usize,
+    /// A leader whose own log write has not returned within this long stops
+    /// acting as leader so that a healthy node can be elected.
+    pub log_store_stall_timeout: Duration,
+    /// How many recent entries are kept in memory in front of the log store.
+    pub log_cache_size: usize,
+    /// How many entries to keep in the log after a snapshot, so that slightly
+    /// lagging followers catch up from the log rather than a snapshot.
+    pub trailing_logs: u64,
+    /// How often to check whether a snapshot is due.
+    pub snapshot_interval: Duration,
+    /// How many entries applied since the last snapshot make one due.
+    pub snapshot_threshold: u64,
+    /// Shut the node down when it learns it was removed from the cluster.
+    pub shutdown_on_remove: bool,
+    /// Do not restore the newest snapshot into the FSM on start.
+    pub no_snapshot_restore_on_start: bool,
+}
+
+/// Why a [`Config`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `local_id` is empty.
+    #[error("local_id must not be empty")]
+    EmptyLocalId,
+    /// A duration is below the smallest value that makes sense.
+    #[error("{field} is {value:?}, below the minimum of {min:?}")]
+    TooShort {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: Duration,
+        /// The minimum.
+        min: Duration,
+    },
+    /// A count is outside its range.
+    #[error("{field} is {value}, outside {min}..={max}")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// The smallest allowed.
+        min: u64,
+        /// The largest allowed.
+        max: u64,
+    },
+    /// The leader lease is longer than the heartbeat timeout, so a leader
+    /// could keep its lease after followers have started an election.
+    #[error("leader_lease_timeout ({lease:?}) must not exceed heartbeat_timeout ({heartbeat:?})")]
+    LeaseLongerThanHeartbeat {
+        /// The lease.
+        lease: Duration,
+        /// The heartbeat timeout.
+        heartbeat: Duration,
+    },
+}
+
+impl Config {
+    /// A config for `local_id` with hashicorp/raft's default timings
+    /// (1 s heartbeat and election timeouts, 500 ms lease, 50 ms commit timeout).
+    pub fn new(local_id: impl Into<ServerId>) -> Self {
+        Self {
+            local_id: local_id.into(),
+            heartbeat_timeout: Duration::from_millis(1000),
+            election_timeout: Duration::from_millis(1000),
+            commit_timeout: Duration::from_millis(50),
+            leader_lease_timeout: Duration::from_millis(500),
+            max_append_entries: 64,
+            batch_apply: true,
+            prevote: true,
+            max_inflight: 8,
+            log_store_stall_timeout: Duration::from_secs(5),
+            log_cache_size: 4096,
+            trailing_logs: 10_240,
+            snapshot_interval: Duration::from_secs(120),
+            snapshot_threshold: 8192,
+            shutdown_on_remove: true,
+            no_snapshot_restore_on_start: false,
+        }
+    }
+
+    /// Timings scaled down for tests and single-machine demos: 50 ms heartbeat
+    /// and election timeouts.
+    pub fn fast(local_id: impl Into<ServerId>) -> Self {
+        Self {
+            heartbeat_timeout: Duration::from_millis(50),
+            election_timeout: Duration::from_millis(50),
+            leader_lease_timeout: Duration::from_millis(50),
+            commit_timeout: Duration::from_millis(5),
+            log_store_stall_timeout: Duration::from_millis(500),
+            snapshot_interval: Duration::from_millis(100),
+            ..Self::new(local_id)
+        }
+    }
+
+    /// How often a leader sends heartbeats.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat_timeout / 10
+    }
+
+    /// Checks that every value makes sense together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.local_id.as_str().is_empty() {
+            return Err(ConfigError::EmptyLocalId);
+        }
+        let at_least = |field, value: Duration, min: Duration| {
+            if value < min { Err(ConfigError::TooShort { field, value, min }) } else { Ok(()) }
+        };
+        let ms = Duration::from_millis;
+        at_least("heartbeat_timeout", self.heartbeat_timeout, ms(5))?;
+        at_least("election_timeout", self.election_timeout, ms(5))?;
+        at_least("commit_timeout", self.commit_timeout, ms(1))?;
+        at_least("leader_lease_timeout", self.leader_lease_timeout, ms(5))?;
+        at_least("snapshot_interval", self.snapshot_interval, ms(5))?;
+        at_least("log_store_stall_timeout", self.log_store_stall_timeout, ms(5))?;
+        if self.leader_lease_timeout > self.heartbeat_timeout {
+            return Err(ConfigError::LeaseLongerThanHeartbeat {
+                lease: self.leader_lease_timeout,
+                heartbeat: self.heartbeat_timeout,
+            });
+        }
+        let in_range = |field, value: u64, min, max| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError::OutOfRange { field, value, min, max })
+            }
+        };
+        in_range("max_append_entries", self.max_append_entries as u64, 1, 1024)?;
+        in_range("max_inflight", self.max_inflight as u64, 1, 1024)?;
+        in_range("log_cache_size", self.log_cache_size as u64, 1, 1 << 24)?;
+        in_range("trailing_logs", self.trailing_logs, 0, u64::MAX)?;
+        in_range("snapshot_threshold", self.snapshot_threshold, 1, u64::MAX)?;
+        Ok(())
+    }
+}
+
+/// The subset of [`Config`] that [`Raft::reload_config`](crate::Raft::reload_config)
+/// can change on a running node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReloadableConfig {
+    /// See [`Config::trailing_logs`].
+    pub trailing_logs: u64,
+    /// See [`Config::snapshot_interval`].
+    pub snapshot_interval: Duration,
+    /// See [`Config::snapshot_threshold`].
+    pub snapshot_threshold: u64,
+    /// See [`Config::heartbeat_timeout`].
+    pub heartbeat_timeout: Duration,
+    /// See [`Config::election_timeout`].
+    pub election_timeout: Duration,
+}
+
+impl ReloadableConfig {
+    /// The reloadable values of `config`.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            trailing_logs: config.trailing_logs,
+            snapshot_interval: config.snapshot_interval,
+            snapshot_threshold: config.snapshot_threshold,
+            heartbeat_timeout: config.heartbeat_timeout,
+            election_timeout: config.election_timeout,
+        }
+    }
+
+    /// `config` with these values applied.
+    pub fn apply_to(&self, config: &Config) -> Config {
+        Config {
+            trailing_logs: self.trailing_logs,
+            snapshot_interval: self.snapshot_interval,
+            snapshot_threshold: self.snapshot_threshold,
+            heartbeat_timeout: self.heartbeat_timeout,
+            election_timeout: self.election_timeout,
+            ..config.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::new("a").validate(), Ok(()));
+        assert_eq!(Config::fast("a").validate(), Ok(()));
+    }
+
+    #[test]
+    fn nonsense_is_refused_with_the_field_named() {
+        let ms = Duration::from_millis;
+        let cases: Vec<(Config, &str)> = vec![
+            (Config::new(""), "local_id"),
+            (Config { heartbeat_timeout: ms(1), ..Config::new("a") }, "heartbeat_timeout"),
+            (Config { election_timeout: ms(0), ..Config::new("a") }, "election_timeout"),
+            (Config { commit_timeout: Duration::ZERO, ..Config::new("a") }, "commit_timeout"),
+            (Config { leader_lease_timeout: ms(2000), ..Config::new("a") }, "leader_lease_timeout"),
+            (Config { max_append_entries: 0, ..Config::new("a") }, "max_append_entries"),
+            (Config { max_append_entries: 5000, ..Config::new("a") }, "max_append_entries"),
+            (Config { max_inflight: 0, ..Config::new("a") }, "max_inflight"),
+            (Config { snapshot_threshold: 0, ..Config::new("a") }, "snapshot_threshold"),
+        ];
+        for (config, field) in cases {
+            let err = config.validate().expect_err(field);
+            assert!(err.to_string().contains(field), "{err} should name {field}");
+        }
+    }
+
+    #[test]
+    fn reloadable_values_round_trip() {
+        let base = Config::new("a");
+        let mut reload = ReloadableConfig::from_config(&base);
+        reload.trailing_logs = 7;
+        reload.heartbeat_timeout = Duration::from_millis(300);
+        let changed = reload.apply_to(&base);
+        assert_eq!(changed.trailing_logs, 7);
+        assert_eq!(changed.heartbeat_timeout, Duration::from_millis(300));
+        assert_eq!(ReloadableConfig::from_config(&changed), reload);
+    }
+}

@@ -1,0 +1,54 @@
+//! [`RaftError`]: what a call on a [`Raft`](crate::Raft) handle can fail with.
+
+use crate::{
+    ConfigError, ConfigurationError, FsmError, ServerAddress, ServerId, SnapshotError, StoreError,
+    TransportError,
+};
+
+/// Why a call on a node failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RaftError {
+    /// The node is not the leader. `leader` names the leader it knows of, if
+    /// any, so the caller can retry there.
+    #[error("not the leader (known leader: {leader:?})")]
+    NotLeader {
+        /// The known leader's id and address.
+        leader: Option<(ServerId, ServerAddress)>,
+    },
+    /// The node lost leadership before the entry committed. The entry may
+    /// still commit under the next leader; the caller cannot know, and must
+    /// make retries idempotent or check.
+    #[error("leadership lost while the command was in flight; it may still commit")]
+    LeadershipLost,
+    /// The call did not complete within its timeout. A command may still commit.
+    #[error("timed out")]
+    Timeout,
+    /// The node is shut down.
+    #[error("the node is shut down")]
+    Shutdown,
+    /// `bootstrap_cluster` was called on a node that already has state.
+    #[error("the node already has state and cannot be bootstrapped")]
+    CantBootstrap,
+    /// A leadership transfer is in progress, so the leader accepts no commands.
+    #[error("a leadership transfer is in progress")]
+    LeadershipTransferInProgress,
+    /// The configuration given is not valid.
+    #[error("invalid configuration: {0}")]
+    Configuration(#[from] ConfigurationError),
+    /// The node's [`Config`](crate::Config) is not valid.
+    #[error("invalid config: {0}")]
+    Config(#[from] ConfigError),
+    /// A log or stable store failed.
+    #[error("store failed: {0}")]
+    Store(#[from] StoreError),
+    /// The snapshot store failed.
+    #[error("snapshot failed: {0}")]
+    Snapshot(#[from] SnapshotError),
+    /// The transport failed.
+    #[error("transport failed: {0}")]
+    Transport(#[from] TransportError),
+    /// The state machine failed to snapshot or restore.
+    #[error("state machine failed: {0}")]
+    Fsm(#[from] FsmError),
+}

@@ -1,0 +1,50 @@
+//! [`Observation`]s: what a node tells its subscribers about itself.
+
+use crate::{RaftState, ServerAddress, ServerId};
+use std::time::Duration;
+
+/// Something that happened on a node, delivered to every
+/// [`Raft::subscribe`](crate::Raft::subscribe)r.
+///
+/// Observations go through a bounded broadcast channel: a subscriber that
+/// falls behind misses the oldest ones (it sees `RecvError::Lagged`) and never
+/// slows the node down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Observation {
+    /// The node's role changed.
+    StateChanged(RaftState),
+    /// The node learned of a new leader, or lost track of any.
+    LeaderChanged {
+        /// The new leader's id and address, if one is known.
+        leader: Option<(ServerId, ServerAddress)>,
+        /// The term.
+        term: u64,
+    },
+    /// A leader failed to reach a follower with a heartbeat.
+    PeerHeartbeatFailed {
+        /// The follower.
+        peer: ServerId,
+        /// How long since the follower last answered.
+        last_contact: Option<Duration>,
+    },
+    /// A follower answers heartbeats again after failing.
+    PeerHeartbeatResumed {
+        /// The follower.
+        peer: ServerId,
+    },
+    /// The node received a vote request.
+    RequestVote {
+        /// The candidate.
+        candidate: ServerId,
+        /// The candidate's term.
+        term: u64,
+        /// Whether the vote was granted.
+        granted: bool,
+    },
+    /// A leader stepped down because its log store stalled.
+    LogStoreStalled {
+        /// How long the write had been running.
+        stalled_for: Duration,
+    },
+}

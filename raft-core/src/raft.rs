@@ -1,0 +1,427 @@
+//! The node task: one task owns a node's Raft state and runs the loop of its
+//! current role (`follower`, `candidate`, `leader`), selecting over incoming
+//! RPCs, client requests, events from its helpers, and a timer.
+
+mod candidate;
+mod follower;
+mod leader;
+
+use crate::config::{Config, ReloadableConfig};
+use crate::error::RaftError;
+use crate::fsm::runner::{ApplyReply, FsmHandle};
+use crate::log_cache::LogCache;
+use crate::observer::Observation;
+use crate::state::{RaftState, Shared};
+use crate::storage::Storage;
+use crate::{
+    Configuration, Fsm, LogKind, PreVoteResponse, RequestVoteResponse, Rpc, RpcHeader, RpcReceiver,
+    RpcRejection, ServerAddress, ServerId, StableStore, StoreError, Transport,
+};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::sleep_until;
+
+pub(crate) use leader::LeaderState;
+
+/// StableStore key of the current term.
+pub(crate) const KEY_CURRENT_TERM: &[u8] = b"CurrentTerm";
+/// StableStore key of the term in which the last vote was cast.
+pub(crate) const KEY_LAST_VOTE_TERM: &[u8] = b"LastVoteTerm";
+/// StableStore key of the candidate that vote went to.
+pub(crate) const KEY_LAST_VOTE_CAND: &[u8] = b"LastVoteCand";
+
+/// What the node's helpers (storage worker, replication, elections) report.
+pub(crate) enum Event {
+    /// Storage operations up to `seq` completed; the log is written through `last_index`.
+    Durable { seq: u64, last_index: u64 },
+    /// Storage operation `seq` failed.
+    StoreFailed { seq: u64, error: Arc<StoreError> },
+    /// A follower stores everything up to `match_index`.
+    Progress { peer: ServerId, term: u64, match_index: u64 },
+    /// A peer answered with a higher term.
+    HigherTerm { term: u64 },
+    /// A follower answered a heartbeat sent in leadership-check `round`.
+    HeartbeatAck { peer: ServerId, term: u64, round: u64 },
+    /// An answer to a pre-vote of election `round`.
+    PreVote { round: u64, response: PreVoteResponse },
+    /// An answer to a vote request of election `round`.
+    Vote { round: u64, response: RequestVoteResponse },
+}
+
+/// What a [`Raft`](crate::Raft) handle asks of its node.
+pub(crate) enum Request<R> {
+    Apply { kind: LogKind, data: Bytes, extensions: Bytes, reply: ApplyReply<R> },
+    VerifyLeader { reply: oneshot::Sender<Result<u64, RaftError>> },
+    Bootstrap { configuration: Configuration, reply: oneshot::Sender<Result<(), RaftError>> },
+    Reload { config: ReloadableConfig, reply: oneshot::Sender<Result<(), RaftError>> },
+}
+
+/// One thing for a role loop to handle.
+pub(crate) enum Input<R> {
+    Rpc(Rpc),
+    Request(Request<R>),
+    Event(Event),
+    Timer,
+    Shutdown,
+}
+
+/// The latest configuration (in effect as soon as appended) and the latest
+/// committed one.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Configurations {
+    pub(crate) latest: Configuration,
+    pub(crate) latest_index: u64,
+    pub(crate) committed: Configuration,
+    pub(crate) committed_index: u64,
+}
+
+/// What the node recovered from its stores on start.
+pub(crate) struct Recovered {
+    pub(crate) term: u64,
+    pub(crate) voted_for: Option<ServerId>,
+    pub(crate) last_index: u64,
+    pub(crate) last_term: u64,
+    pub(crate) commit_index: u64,
+    pub(crate) configurations: Configurations,
+}
+
+/// Everything a node task owns.
+pub(crate) struct Node<F: Fsm> {
+    pub(crate) config: Config,
+    pub(crate) id: ServerId,
+    pub(crate) addr: ServerAddress,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) observers: broadcast::Sender<Observation>,
+    pub(crate) stable: Arc<dyn StableStore>,
+    pub(crate) log: Arc<LogCache>,
+    pub(crate) storage: Storage,
+    pub(crate) fsm: FsmHandle<F::Response>,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) rpcs: RpcReceiver,
+    pub(crate) requests: mpsc::Receiver<Request<F::Response>>,
+    pub(crate) events: mpsc::Receiver<Event>,
+    pub(crate) events_tx: mpsc::Sender<Event>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+
+    pub(crate) role: RaftState,
+    pub(crate) current_term: u64,
+    pub(crate) voted_for: Option<ServerId>,
+    pub(crate) last_index: u64,
+    pub(crate) last_term: u64,
+    pub(crate) snapshot_index: u64,
+    pub(crate) commit_index: u64,
+    pub(crate) configurations: Configurations,
+    pub(crate) leader: Option<(ServerId, ServerAddress)>,
+    pub(crate) last_leader_contact: Option<Instant>,
+    pub(crate) election_deadline: Instant,
+    /// Numbers storage operations in submission order.
+    pub(crate) next_seq: u64,
+    /// Numbers election rounds, so late answers to an old round are ignored.
+    pub(crate) election_round: u64,
+    /// Set by TimeoutNow: campaign at once, skipping pre-vote.
+    pub(crate) transfer_requested: bool,
+    pub(crate) leader_state: Option<LeaderState<F::Response>>,
+}
+
+impl<F: Fsm> Node<F> {
+    /// Runs the node until shutdown, then stops every helper it started.
+    pub(crate) async fn run(mut self) {
+        self.publish_log();
+        self.shared.commit_index.store(self.commit_index, Ordering::Release);
+        loop {
+            match self.role {
+                RaftState::Follower => self.run_follower().await,
+                RaftState::Candidate => self.run_candidate().await,
+                RaftState::Leader => self.run_leader().await,
+                _ => break,
+            }
+        }
+        self.finish().await;
+    }
+
+    async fn finish(self) {
+        let Node { storage, fsm, transport, shared, mut requests, .. } = self;
+        requests.close();
+        while let Ok(request) = requests.try_recv() {
+            fail_request(request, || RaftError::Shutdown);
+        }
+        transport.shutdown().await;
+        storage.stop().await;
+        fsm.stop().await;
+        shared.set_state(RaftState::Shutdown);
+    }
+
+    pub(crate) fn header(&self) -> RpcHeader {
+        RpcHeader::new(self.id.clone(), self.addr.clone())
+    }
+
+    pub(crate) fn seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    pub(crate) fn publish_log(&self) {
+        self.shared.last_log_index.store(self.last_index, Ordering::Release);
+        self.shared.last_log_term.store(self.last_term, Ordering::Release);
+        self.shared.term.store(self.current_term, Ordering::Release);
+    }
+
+    pub(crate) fn set_role(&mut self, role: RaftState) {
+        if self.role != role {
+            tracing::debug!(id = %self.id, term = self.current_term, ?role, "role change");
+            self.role = role;
+            self.shared.set_state(role);
+            let _ = self.observers.send(Observation::StateChanged(role));
+        }
+    }
+
+    pub(crate) fn set_leader(&mut self, leader: Option<(ServerId, ServerAddress)>) {
+        if self.leader != leader {
+            self.leader = leader.clone();
+            self.shared.set_leader(leader.clone());
+            let _ = self.observers.send(Observation::LeaderChanged { leader, term: self.current_term });
+        }
+    }
+
+    pub(crate) fn reset_election_timer(&mut self) {
+        self.election_deadline = Instant::now() + crate::election::randomized(self.config.heartbeat_timeout);
+    }
+
+    /// Whether a leader other than `candidate` was heard from recently enough
+    /// that an election would only disrupt it (Raft thesis §4.2.3).
+    pub(crate) fn leader_is_alive(&self, candidate: &ServerId) -> bool {
+        if self.role == RaftState::Leader {
+            return &self.id != candidate;
+        }
+        let recent = self.last_leader_contact.is_some_and(|at| at.elapsed() < self.config.heartbeat_timeout);
+        recent && self.leader.as_ref().is_some_and(|(id, _)| id != candidate)
+    }
+
+    /// Persists `term` and, if given, a vote in it, before anything that
+    /// depends on them is sent. A failed write shuts the node down: it can no
+    /// longer promise what it has told others.
+    pub(crate) async fn persist_term(&mut self, term: u64, vote: Option<ServerId>) -> bool {
+        let stable = self.stable.clone();
+        let term_changed = term != self.current_term;
+        let vote_bytes = vote.as_ref().map(|id| id.as_str().as_bytes().to_vec());
+        let written = tokio::task::spawn_blocking(move || {
+            if term_changed {
+                stable.set_u64(KEY_CURRENT_TERM, term)?;
+            }
+            if let Some(candidate) = vote_bytes {
+                stable.set(KEY_LAST_VOTE_CAND, &candidate)?;
+                stable.set_u64(KEY_LAST_VOTE_TERM, term)?;
+            }
+            Ok::<(), StoreError>(())
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {
+                if term_changed {
+                    self.voted_for = None;
+                }
+                self.current_term = term;
+                if vote.is_some() {
+                    self.voted_for = vote;
+                }
+                self.shared.term.store(term, Ordering::Release);
+                true
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, term, "persisting term and vote failed; shutting down");
+                self.set_role(RaftState::Shutdown);
+                false
+            }
+            Err(_) => {
+                self.set_role(RaftState::Shutdown);
+                false
+            }
+        }
+    }
+
+    /// Adopts `term` if it is newer and becomes a follower.
+    pub(crate) async fn step_down(&mut self, term: u64) -> bool {
+        if term > self.current_term && !self.persist_term(term, None).await {
+            return false;
+        }
+        if self.role != RaftState::Follower {
+            self.set_role(RaftState::Follower);
+            self.reset_election_timer();
+        }
+        true
+    }
+
+    /// Waits for the next thing to handle, or the timer at `deadline`.
+    pub(crate) async fn next_input(&mut self, deadline: Instant) -> Input<F::Response> {
+        tokio::select! {
+            changed = self.shutdown.changed() => {
+                let _ = changed;
+                Input::Shutdown
+            }
+            Some(event) = self.events.recv() => Input::Event(event),
+            rpc = self.rpcs.recv() => rpc.map_or(Input::Shutdown, Input::Rpc),
+            request = self.requests.recv() => request.map_or(Input::Shutdown, Input::Request),
+            () = sleep_until(deadline.into()) => Input::Timer,
+        }
+    }
+
+    /// Handles any input but the timer, whatever the role.
+    pub(crate) async fn handle(&mut self, input: Input<F::Response>) {
+        match input {
+            Input::Rpc(rpc) => self.handle_rpc(rpc).await,
+            Input::Request(request) => self.handle_request(request).await,
+            Input::Event(event) => self.handle_event(event).await,
+            Input::Shutdown => self.set_role(RaftState::Shutdown),
+            Input::Timer => {}
+        }
+    }
+
+    async fn handle_rpc(&mut self, rpc: Rpc) {
+        match rpc {
+            Rpc::AppendEntries { request, respond } => {
+                let response = self.on_append_entries(request).await;
+                respond.respond(Ok(response));
+            }
+            Rpc::RequestVote { request, respond } => {
+                let response = self.on_request_vote(request).await;
+                respond.respond(Ok(response));
+            }
+            Rpc::PreVote { request, respond } => respond.respond(Ok(self.on_pre_vote(&request))),
+            Rpc::TimeoutNow { request, respond } => {
+                let response = self.on_timeout_now(request).await;
+                respond.respond(Ok(response));
+            }
+            Rpc::InstallSnapshot { respond, .. } => {
+                respond.respond(Err(RpcRejection("this node does not install snapshots yet".into())));
+            }
+        }
+    }
+
+    async fn handle_request(&mut self, request: Request<F::Response>) {
+        if self.role == RaftState::Leader {
+            return self.leader_request(request).await;
+        }
+        match request {
+            Request::Bootstrap { configuration, reply } => {
+                let result = self.bootstrap(configuration).await;
+                let _ = reply.send(result);
+            }
+            Request::Reload { config, reply } => {
+                self.config = config.apply_to(&self.config);
+                let _ = reply.send(Ok(()));
+            }
+            other => {
+                let leader = self.leader.clone();
+                fail_request(other, || RaftError::NotLeader { leader: leader.clone() });
+            }
+        }
+    }
+
+    async fn handle_event(&mut self, event: Event) {
+        if self.role == RaftState::Leader {
+            return self.leader_event(event).await;
+        }
+        if let Event::StoreFailed { seq, error } = event {
+            tracing::error!(%error, seq, "log write failed while not leader");
+        }
+    }
+
+    /// Records that everything up to `index` is committed and tells the FSM.
+    pub(crate) async fn commit_to(&mut self, index: u64, futures: Vec<(u64, ApplyReply<F::Response>)>) {
+        debug_assert!(index >= self.commit_index, "the commit index never goes back");
+        self.commit_index = index;
+        self.shared.commit_index.store(index, Ordering::Release);
+        if self.configurations.latest_index <= index
+            && self.configurations.committed_index != self.configurations.latest_index
+        {
+            self.configurations.committed = self.configurations.latest.clone();
+            self.configurations.committed_index = self.configurations.latest_index;
+        }
+        self.fsm.commit(index, futures).await;
+    }
+
+    /// Makes `configuration`, carried by the entry at `index`, the latest.
+    pub(crate) fn set_latest_configuration(&mut self, index: u64, configuration: Configuration) {
+        self.shared.set_configuration(index, configuration.clone());
+        self.configurations.latest = configuration;
+        self.configurations.latest_index = index;
+    }
+
+    async fn bootstrap(&mut self, configuration: Configuration) -> Result<(), RaftError> {
+        configuration.validate()?;
+        if self.current_term > 0 || self.last_index > 0 || self.snapshot_index > 0 {
+            return Err(RaftError::CantBootstrap);
+        }
+        if !self.persist_term(1, None).await {
+            return Err(RaftError::Shutdown);
+        }
+        let entry = crate::Log {
+            index: 1,
+            term: 1,
+            kind: LogKind::Configuration,
+            data: crate::codec::configuration_to_bytes(&configuration),
+            extensions: Bytes::new(),
+        };
+        self.write_entries(vec![entry], 0).await?;
+        self.set_latest_configuration(1, configuration);
+        Ok(())
+    }
+
+    /// Appends entries continuing the log and waits until they are durable.
+    pub(crate) async fn write_entries(
+        &mut self,
+        logs: Vec<crate::Log>,
+        commit_index: u64,
+    ) -> Result<(), RaftError> {
+        let Some(last) = logs.last().map(|l| (l.index, l.term)) else { return Ok(()) };
+        let first = logs[0].index;
+        let seq = self.seq();
+        self.log.append(&logs, seq);
+        let (done, written) = oneshot::channel();
+        let op = crate::storage::StorageOp::Append { seq, logs, commit_index, done: Some(done) };
+        let result = match self.storage.submit(op).await {
+            Ok(()) => written.await.unwrap_or(Err(Arc::new(StoreError::Closed))),
+            Err(error) => Err(Arc::new(error)),
+        };
+        if let Err(error) = result {
+            self.log.truncate_from(first);
+            return Err(RaftError::Store(StoreError::Backend(Box::new(ArcError(error)))));
+        }
+        (self.last_index, self.last_term) = last;
+        self.publish_log();
+        Ok(())
+    }
+}
+
+/// A shared store error, wrapped so it can be a `source` by value.
+#[derive(Debug)]
+struct ArcError(Arc<StoreError>);
+
+impl std::fmt::Display for ArcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ArcError {}
+
+/// Answers a request that cannot be served with `error()`.
+pub(crate) fn fail_request<R>(request: Request<R>, error: impl Fn() -> RaftError) {
+    match request {
+        Request::Apply { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
+        Request::VerifyLeader { reply } => {
+            let _ = reply.send(Err(error()));
+        }
+        Request::Bootstrap { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
+        Request::Reload { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The candidate role: a pre-vote round (unless disabled or transferring
+//! leadership), then an election in a new term.
+
+use super::{Event, Input, Node};
+use crate::election::randomized;
+use crate::state::RaftState;
+use crate::{Fsm, PreVoteRequest, RequestVoteRequest};
+use std::time::Instant;
+use tokio::task::JoinSet;
+
+impl<F: Fsm> Node<F> {
+    pub(super) async fn run_candidate(&mut self) {
+        let transfer = std::mem::take(&mut self.transfer_requested);
+        if self.config.prevote && !transfer && !self.pre_vote_round().await {
+            if self.role == RaftState::Candidate {
+                self.set_role(RaftState::Follower);
+            }
+            return;
+        }
+        if self.role == RaftState::Candidate {
+            self.election_round(transfer).await;
+        }
+    }
+
+    /// The voters other than this node, with their addresses.
+    fn other_voters(&self) -> Vec<crate::Server> {
+        self.configurations.latest.voters().filter(|s| s.id != self.id).cloned().collect()
+    }
+
+    /// Asks the voters whether they would vote for us in the next term,
+    /// changing no one's term. True when a quorum would.
+    async fn pre_vote_round(&mut self) -> bool {
+        self.election_round += 1;
+        let round = self.election_round;
+        let needed = self.configurations.latest.quorum_size();
+        let mut granted = 1;
+        if granted >= needed {
+            return true;
+        }
+        let request = PreVoteRequest {
+            header: self.header(),
+            term: self.current_term + 1,
+            last_log_index: self.last_index,
+            last_log_term: self.last_term,
+        };
+        let mut tasks = JoinSet::new();
+        for voter in self.other_voters() {
+            let (transport, events, request) =
+                (self.transport.clone(), self.events_tx.clone(), request.clone());
+            tasks.spawn(async move {
+                if let Ok(response) = transport.pre_vote(voter.address, request).await {
+                    let _ = events.send(Event::PreVote { round, response }).await;
+                }
+            });
+        }
+        let deadline = Instant::now() + randomized(self.config.election_timeout);
+        loop {
+            match self.next_input(deadline).await {
+                Input::Timer => return false,
+                Input::Event(Event::PreVote { round: r, response }) if r == round => {
+                    if response.term > self.current_term {
+                        self.step_down(response.term).await;
+                        return false;
+                    }
+                    if response.granted {
+                        granted += 1;
+                        if granted >= needed {
+                            return true;
+                        }
+                    }
+                }
+                input => {
+                    self.handle(input).await;
+                    if self.role != RaftState::Candidate {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Campaigns in a new term; becomes leader on a quorum of votes.
+    async fn election_round(&mut self, transfer: bool) {
+        let term = self.current_term + 1;
+        if !self.persist_term(term, Some(self.id.clone())).await {
+            return;
+        }
+        self.set_leader(None);
+        self.election_round += 1;
+        let round = self.election_round;
+        tracing::debug!(id = %self.id, term, "election started");
+        let needed = self.configurations.latest.quorum_size();
+        let mut granted = 1;
+        if granted >= needed {
+            self.set_role(RaftState::Leader);
+            return;
+        }
+        let request = RequestVoteRequest {
+            header: self.header(),
+            term,
+            last_log_index: self.last_index,
+            last_log_term: self.last_term,
+            leadership_transfer: transfer,
+        };
+        let mut tasks = JoinSet::new();
+        for voter in self.other_voters() {
+            let (transport, events, request) =
+                (self.transport.clone(), self.events_tx.clone(), request.clone());
+            tasks.spawn(async move {
+                if let Ok(response) = transport.request_vote(voter.address, request).await {
+                    let _ = events.send(Event::Vote { round, response }).await;
+                }
+            });
+        }
+        let deadline = Instant::now() + randomized(self.config.election_timeout);
+        loop {
+            match self.next_input(deadline).await {
+                Input::Timer => return,
+                Input::Event(Event::Vote { round: r, response }) if r == round => {
+                    if response.term > self.current_term {
+                        self.step_down(response.term).await;
+                        return;
+                    }
+                    if response.granted && response.term == term {
+                        granted += 1;
+                        if granted >= needed {
+                            tracing::info!(id = %self.id, term, "won the election");
+                            self.set_role(RaftState::Leader);
+                            return;
+                        }
+                    }
+                }
+                input => {
+                    self.handle(input).await;
+                    if self.role != RaftState::Candidate || self.current_term != term {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

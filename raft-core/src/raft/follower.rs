@@ -1,0 +1,280 @@
+//! The follower role, and the RPC handlers every role shares: AppendEntries,
+//! RequestVote, PreVote and TimeoutNow.
+
+use super::{Input, Node};
+use crate::election::candidate_log_ok;
+use crate::observer::Observation;
+use crate::state::RaftState;
+use crate::storage::StorageOp;
+use crate::{
+    AppendEntriesRequest, AppendEntriesResponse, Fsm, Log, LogKind, PreVoteRequest, PreVoteResponse,
+    RequestVoteRequest, RequestVoteResponse, TimeoutNowRequest, TimeoutNowResponse,
+};
+use std::time::Instant;
+
+/// How far back a follower looks for the first entry of a conflicting term.
+const CONFLICT_SCAN_MAX: u64 = 4096;
+
+impl<F: Fsm> Node<F> {
+    pub(super) async fn run_follower(&mut self) {
+        self.reset_election_timer();
+        while self.role == RaftState::Follower {
+            match self.next_input(self.election_deadline).await {
+                Input::Timer => self.election_timer_fired(),
+                input => self.handle(input).await,
+            }
+        }
+    }
+
+    fn election_timer_fired(&mut self) {
+        if Instant::now() < self.election_deadline {
+            return;
+        }
+        if self.configurations.latest.is_voter(&self.id) {
+            tracing::info!(id = %self.id, term = self.current_term, "no word from a leader; campaigning");
+            self.set_leader(None);
+            self.set_role(RaftState::Candidate);
+        } else {
+            // Non-voters and unbootstrapped nodes never campaign.
+            self.reset_election_timer();
+        }
+    }
+
+    /// Handles AppendEntries in any role (a leader or candidate that sees a
+    /// valid leader of its term or a newer one steps down first).
+    pub(super) async fn on_append_entries(&mut self, request: AppendEntriesRequest) -> AppendEntriesResponse {
+        let mut response = AppendEntriesResponse {
+            header: self.header(),
+            term: self.current_term,
+            last_log: self.last_index,
+            ..Default::default()
+        };
+        if request.term < self.current_term {
+            return response;
+        }
+        if (request.term > self.current_term || self.role != RaftState::Follower)
+            && !self.step_down(request.term).await
+        {
+            response.no_retry_backoff = true;
+            return response;
+        }
+        response.term = self.current_term;
+        self.set_leader(Some((request.header.id.clone(), request.header.addr.clone())));
+        self.last_leader_contact = Some(Instant::now());
+        self.shared.touch_contact();
+        self.reset_election_timer();
+
+        if request.prev_log_index > 0 {
+            match self.check_previous(request.prev_log_index, request.prev_log_term).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    let (term, index) = self.conflict_hint(request.prev_log_index).await;
+                    response.conflict_term = term;
+                    response.conflict_index = index;
+                    return response;
+                }
+                Err(()) => {
+                    response.no_retry_backoff = true;
+                    return response;
+                }
+            }
+        }
+        let last_new = request.prev_log_index + request.entries.len() as u64;
+        let commit_hint = request.leader_commit.min(last_new);
+        if !request.entries.is_empty() && self.append_from_leader(request.entries, commit_hint).await.is_err()
+        {
+            response.no_retry_backoff = true;
+            response.last_log = self.last_index;
+            return response;
+        }
+        if commit_hint > self.commit_index {
+            self.commit_to(commit_hint, Vec::new()).await;
+        }
+        response.success = true;
+        response.last_log = self.last_index;
+        response
+    }
+
+    /// Whether our log holds an entry at `index` with `term`.
+    async fn check_previous(&self, index: u64, term: u64) -> Result<bool, ()> {
+        if index > self.last_index {
+            return Ok(false);
+        }
+        if index < self.snapshot_index {
+            return Ok(true);
+        }
+        match self.term_at(index).await {
+            Ok(Some(ours)) => Ok(ours == term),
+            Ok(None) => Ok(false),
+            Err(()) => Err(()),
+        }
+    }
+
+    /// The (term, first index of that term) to tell a leader whose
+    /// consistency check failed at `index`, so it skips the whole term.
+    async fn conflict_hint(&self, index: u64) -> (u64, u64) {
+        if index > self.last_index {
+            return (0, self.last_index + 1);
+        }
+        let Ok(Some(term)) = self.term_at(index).await else { return (0, index) };
+        let floor =
+            self.commit_index.max(self.snapshot_index).max(index.saturating_sub(CONFLICT_SCAN_MAX)) + 1;
+        let mut first = index;
+        while first > floor {
+            match self.term_at(first - 1).await {
+                Ok(Some(t)) if t == term => first -= 1,
+                _ => break,
+            }
+        }
+        (term, first)
+    }
+
+    pub(super) async fn term_at(&self, index: u64) -> Result<Option<u64>, ()> {
+        let log = self.log.clone();
+        match tokio::task::spawn_blocking(move || log.term_at(index)).await {
+            Ok(Ok(term)) => Ok(term),
+            Ok(Err(error)) => {
+                tracing::error!(%error, index, "reading the log failed");
+                Err(())
+            }
+            Err(_) => Err(()),
+        }
+    }
+
+    /// Appends the leader's entries that we do not already have, truncating
+    /// a conflicting suffix first (never a committed entry).
+    async fn append_from_leader(&mut self, entries: Vec<Log>, commit_hint: u64) -> Result<(), ()> {
+        let mut start = None;
+        for (at, entry) in entries.iter().enumerate() {
+            if entry.index <= self.snapshot_index {
+                continue;
+            }
+            if entry.index > self.last_index {
+                start = Some(at);
+                break;
+            }
+            if self.term_at(entry.index).await? != Some(entry.term) {
+                if entry.index <= self.commit_index {
+                    tracing::error!(
+                        index = entry.index,
+                        "leader sent a conflicting entry below our commit index"
+                    );
+                    return Err(());
+                }
+                self.truncate_from(entry.index).await?;
+                start = Some(at);
+                break;
+            }
+        }
+        let Some(start) = start else { return Ok(()) };
+        let mut entries = entries;
+        let new: Vec<Log> = entries.split_off(start);
+        if new[0].index != self.last_index + 1 {
+            tracing::error!(first = new[0].index, last = self.last_index, "entries do not continue the log");
+            return Err(());
+        }
+        let configurations: Vec<(u64, crate::Configuration)> = new
+            .iter()
+            .filter(|log| log.kind == LogKind::Configuration)
+            .filter_map(|log| {
+                crate::codec::decode_configuration(log.data.clone()).ok().map(|c| (log.index, c))
+            })
+            .collect();
+        if let Err(error) = self.write_entries(new, commit_hint).await {
+            tracing::error!(%error, "storing the leader's entries failed");
+            return Err(());
+        }
+        for (index, configuration) in configurations {
+            self.set_latest_configuration(index, configuration);
+        }
+        Ok(())
+    }
+
+    /// Removes our entries from `index` on.
+    async fn truncate_from(&mut self, index: u64) -> Result<(), ()> {
+        tracing::info!(id = %self.id, index, last = self.last_index, "truncating a conflicting suffix");
+        self.log.truncate_from(index);
+        let seq = self.seq();
+        if self.storage.submit(StorageOp::TruncateFrom { seq, index, done: None }).await.is_err() {
+            return Err(());
+        }
+        self.last_index = index - 1;
+        self.last_term = self.term_at(index - 1).await?.unwrap_or(0);
+        self.publish_log();
+        if self.configurations.latest_index >= index {
+            let committed = self.configurations.clone();
+            self.set_latest_configuration(committed.committed_index, committed.committed);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn on_request_vote(&mut self, request: RequestVoteRequest) -> RequestVoteResponse {
+        let mut response =
+            RequestVoteResponse { header: self.header(), term: self.current_term, granted: false };
+        let candidate = request.header.id.clone();
+        let granted = self.decide_vote(&request).await;
+        response.term = self.current_term;
+        response.granted = granted;
+        let _ = self.observers.send(Observation::RequestVote { candidate, term: request.term, granted });
+        response
+    }
+
+    async fn decide_vote(&mut self, request: &RequestVoteRequest) -> bool {
+        let candidate = &request.header.id;
+        if !self.configurations.latest.servers.is_empty() && !self.configurations.latest.is_voter(candidate) {
+            return false;
+        }
+        if request.term < self.current_term {
+            return false;
+        }
+        if !request.leadership_transfer && self.leader_is_alive(candidate) {
+            return false;
+        }
+        if request.term > self.current_term {
+            if !self.step_down(request.term).await {
+                return false;
+            }
+            self.set_leader(None);
+        }
+        if self.voted_for.as_ref().is_some_and(|voted| voted != candidate) {
+            return false;
+        }
+        if !candidate_log_ok(request.last_log_term, request.last_log_index, self.last_term, self.last_index) {
+            return false;
+        }
+        if self.voted_for.is_none() && !self.persist_term(request.term, Some(candidate.clone())).await {
+            return false;
+        }
+        self.reset_election_timer();
+        true
+    }
+
+    pub(super) fn on_pre_vote(&self, request: &PreVoteRequest) -> PreVoteResponse {
+        let candidate = &request.header.id;
+        let known_voter =
+            self.configurations.latest.servers.is_empty() || self.configurations.latest.is_voter(candidate);
+        let granted = known_voter
+            && request.term >= self.current_term
+            && !self.leader_is_alive(candidate)
+            && candidate_log_ok(
+                request.last_log_term,
+                request.last_log_index,
+                self.last_term,
+                self.last_index,
+            );
+        PreVoteResponse { header: self.header(), term: self.current_term, granted }
+    }
+
+    /// The leader asks us to campaign at once (leadership transfer).
+    pub(super) async fn on_timeout_now(&mut self, request: TimeoutNowRequest) -> TimeoutNowResponse {
+        if request.term >= self.current_term && self.configurations.latest.is_voter(&self.id) {
+            if request.term > self.current_term {
+                self.step_down(request.term).await;
+            }
+            self.transfer_requested = true;
+            self.set_leader(None);
+            self.set_role(RaftState::Candidate);
+        }
+        TimeoutNowResponse { header: self.header(), term: self.current_term }
+    }
+}

@@ -1,0 +1,324 @@
+//! The leader role: dispatching commands (group commit), replication,
+//! commitment, leadership checks (read index, check-quorum, store stalls).
+
+use super::{Event, Input, Node, Request, fail_request};
+use crate::commitment::Commitment;
+use crate::error::RaftError;
+use crate::fsm::runner::ApplyReply;
+use crate::observer::Observation;
+use crate::replication::{self, PeerContact, PeerTasks, Replication};
+use crate::state::RaftState;
+use crate::storage::StorageOp;
+use crate::{Fsm, Log, LogKind, Server, ServerId};
+use bytes::Bytes;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+
+/// A `verify_leader`/`read_index` call waiting for a quorum of heartbeats.
+struct Verify {
+    round: u64,
+    read_index: u64,
+    reply: oneshot::Sender<Result<u64, RaftError>>,
+}
+
+/// A command waiting to be appended.
+type Pending<R> = (LogKind, Bytes, Bytes, Option<ApplyReply<R>>);
+
+/// What only a leader keeps.
+pub(crate) struct LeaderState<R> {
+    commitment: Commitment,
+    /// Futures of entries appended but not yet committed, by index.
+    pending: BTreeMap<u64, ApplyReply<R>>,
+    peers: HashMap<ServerId, PeerTasks>,
+    last_index_tx: watch::Sender<u64>,
+    commit_tx: watch::Sender<u64>,
+    verify_tx: watch::Sender<u64>,
+    verify_round: u64,
+    verifies: Vec<Verify>,
+    acks: HashMap<ServerId, u64>,
+    /// Storage operations from this one on are this leadership's writes.
+    first_seq: u64,
+    /// The index of this term's first entry (its no-op).
+    start_index: u64,
+}
+
+impl<F: Fsm> Node<F> {
+    pub(super) async fn run_leader(&mut self) {
+        self.set_leader(Some((self.id.clone(), self.addr.clone())));
+        self.begin_leadership();
+        self.dispatch(vec![(LogKind::Noop, Bytes::new(), Bytes::new(), None)]).await;
+        let tick = (self.config.leader_lease_timeout / 5).max(Duration::from_millis(1));
+        let mut next_check = Instant::now() + tick;
+        while self.role == RaftState::Leader {
+            match self.next_input(next_check).await {
+                Input::Timer => {
+                    next_check = Instant::now() + tick;
+                    self.check_quorum_contact();
+                    self.check_store_stall();
+                }
+                input => self.handle(input).await,
+            }
+        }
+        self.end_leadership().await;
+    }
+
+    fn begin_leadership(&mut self) {
+        let voters = self.configurations.latest.voters().map(|s| s.id.clone());
+        let start_index = self.last_index + 1;
+        let commitment = Commitment::new(voters, self.commit_index, start_index);
+        let state = LeaderState {
+            commitment,
+            pending: BTreeMap::new(),
+            peers: HashMap::new(),
+            last_index_tx: watch::channel(self.last_index).0,
+            commit_tx: watch::channel(self.commit_index).0,
+            verify_tx: watch::channel(0).0,
+            verify_round: 0,
+            verifies: Vec::new(),
+            acks: HashMap::new(),
+            first_seq: self.next_seq + 1,
+            start_index,
+        };
+        self.leader_state = Some(state);
+        let peers: Vec<Server> =
+            self.configurations.latest.servers.iter().filter(|s| s.id != self.id).cloned().collect();
+        for peer in peers {
+            self.start_peer(peer);
+        }
+    }
+
+    fn start_peer(&mut self, peer: Server) {
+        let Some(state) = self.leader_state.as_mut() else { return };
+        let replication = Replication {
+            peer: peer.clone(),
+            term: self.current_term,
+            header: crate::RpcHeader::new(self.id.clone(), self.addr.clone()),
+            transport: self.transport.clone(),
+            log: self.log.clone(),
+            events: self.events_tx.clone(),
+            observers: self.observers.clone(),
+            last_index: state.last_index_tx.subscribe(),
+            commit_index: state.commit_tx.subscribe(),
+            verify_round: state.verify_tx.subscribe(),
+            contact: Arc::new(PeerContact::new()),
+            max_append_entries: self.config.max_append_entries,
+            max_inflight: self.config.max_inflight,
+            commit_timeout: self.config.commit_timeout,
+            heartbeat_interval: self.config.heartbeat_interval(),
+            heartbeat_timeout: self.config.heartbeat_timeout,
+        };
+        let tasks = replication::start(replication, self.last_index + 1);
+        state.peers.insert(peer.id, tasks);
+    }
+
+    async fn end_leadership(&mut self) {
+        let Some(state) = self.leader_state.take() else { return };
+        for tasks in state.peers.values() {
+            tasks.abort();
+        }
+        for tasks in state.peers.into_values() {
+            tasks.join().await;
+        }
+        for (_, reply) in state.pending {
+            let _ = reply.send(Err(RaftError::LeadershipLost));
+        }
+        for verify in state.verifies {
+            let _ = verify.reply.send(Err(RaftError::LeadershipLost));
+        }
+        if self.leader.as_ref().is_some_and(|(id, _)| id == &self.id) {
+            self.set_leader(None);
+        }
+    }
+
+    /// Appends `entries` to this leader's log: the write goes to the storage
+    /// worker while replication sends the same entries to followers.
+    async fn dispatch(&mut self, entries: Vec<Pending<F::Response>>) {
+        let Some(state) = self.leader_state.as_mut() else { return };
+        let mut logs = Vec::with_capacity(entries.len());
+        for (kind, data, extensions, reply) in entries {
+            let index = self.last_index + 1 + logs.len() as u64;
+            if let Some(reply) = reply {
+                state.pending.insert(index, reply);
+            }
+            logs.push(Log { index, term: self.current_term, kind, data, extensions });
+        }
+        let Some(last) = logs.last().map(|l| l.index) else { return };
+        let seq = self.seq();
+        self.log.append(&logs, seq);
+        self.last_index = last;
+        self.last_term = self.current_term;
+        self.publish_log();
+        let commit_index = self.commit_index;
+        if let Some(state) = self.leader_state.as_ref() {
+            state.last_index_tx.send_replace(last);
+        }
+        let op = StorageOp::Append { seq, logs, commit_index, done: None };
+        if self.storage.submit(op).await.is_err() {
+            tracing::error!("the storage worker has stopped; stepping down");
+            self.set_role(RaftState::Follower);
+        }
+    }
+
+    pub(super) async fn leader_request(&mut self, request: Request<F::Response>) {
+        match request {
+            Request::Apply { kind, data, extensions, reply } => {
+                let mut batch = vec![(kind, data, extensions, Some(reply))];
+                let mut deferred = Vec::new();
+                while batch.len() < self.config.max_append_entries {
+                    match self.requests.try_recv() {
+                        Ok(Request::Apply { kind, data, extensions, reply }) => {
+                            batch.push((kind, data, extensions, Some(reply)));
+                        }
+                        Ok(other) => deferred.push(other),
+                        Err(_) => break,
+                    }
+                }
+                self.dispatch(batch).await;
+                for request in deferred {
+                    self.leader_other_request(request);
+                }
+            }
+            other => self.leader_other_request(other),
+        }
+    }
+
+    fn leader_other_request(&mut self, request: Request<F::Response>) {
+        match request {
+            Request::VerifyLeader { reply } => self.start_verify(reply),
+            Request::Reload { config, reply } => {
+                self.config = config.apply_to(&self.config);
+                let _ = reply.send(Ok(()));
+            }
+            Request::Bootstrap { reply, .. } => {
+                let _ = reply.send(Err(RaftError::CantBootstrap));
+            }
+            apply @ Request::Apply { .. } => fail_request(apply, || RaftError::Shutdown),
+        }
+    }
+
+    /// Starts a leadership check: a round of heartbeats that a quorum must
+    /// answer. The read index is the commit index, but never below this
+    /// term's first entry, whose commit proves we know every earlier commit.
+    fn start_verify(&mut self, reply: oneshot::Sender<Result<u64, RaftError>>) {
+        let commit_index = self.commit_index;
+        let Some(state) = self.leader_state.as_mut() else { return };
+        state.verify_round += 1;
+        let read_index = commit_index.max(state.start_index);
+        state.verifies.push(Verify { round: state.verify_round, read_index, reply });
+        state.verify_tx.send_replace(state.verify_round);
+        self.check_verifies();
+    }
+
+    fn check_verifies(&mut self) {
+        let quorum = self.configurations.latest.quorum_size();
+        let self_votes = usize::from(self.configurations.latest.is_voter(&self.id));
+        let voters: Vec<ServerId> =
+            self.configurations.latest.voters().filter(|s| s.id != self.id).map(|s| s.id.clone()).collect();
+        let Some(state) = self.leader_state.as_mut() else { return };
+        let acks = &state.acks;
+        let (done, waiting): (Vec<Verify>, Vec<Verify>) =
+            std::mem::take(&mut state.verifies).into_iter().partition(|v| {
+                let acked =
+                    voters.iter().filter(|id| acks.get(*id).is_some_and(|round| *round >= v.round)).count();
+                acked + self_votes >= quorum
+            });
+        state.verifies = waiting;
+        for verify in done {
+            let _ = verify.reply.send(Ok(verify.read_index));
+        }
+    }
+
+    pub(super) async fn leader_event(&mut self, event: Event) {
+        match event {
+            Event::Durable { seq, last_index } => {
+                let Some(state) = self.leader_state.as_mut() else { return };
+                if seq >= state.first_seq {
+                    let id = self.id.clone();
+                    if let Some(commit) = state.commitment.record(&id, last_index) {
+                        self.advance_commit(commit).await;
+                    }
+                }
+            }
+            Event::Progress { peer, term, match_index } if term == self.current_term => {
+                let Some(state) = self.leader_state.as_mut() else { return };
+                if let Some(commit) = state.commitment.record(&peer, match_index) {
+                    self.advance_commit(commit).await;
+                }
+            }
+            Event::HeartbeatAck { peer, term, round } if term == self.current_term => {
+                if let Some(state) = self.leader_state.as_mut() {
+                    let acked = state.acks.entry(peer).or_insert(0);
+                    *acked = (*acked).max(round);
+                }
+                self.check_verifies();
+            }
+            Event::HigherTerm { term } if term > self.current_term => {
+                tracing::info!(id = %self.id, term, "a peer has a higher term; stepping down");
+                self.step_down(term).await;
+            }
+            Event::StoreFailed { seq, error } => {
+                tracing::error!(%error, seq, "the leader's log write failed; stepping down");
+                self.step_down(self.current_term).await;
+                self.resync_log_bounds().await;
+            }
+            _ => {}
+        }
+    }
+
+    async fn advance_commit(&mut self, commit: u64) {
+        let Some(state) = self.leader_state.as_mut() else { return };
+        let rest = state.pending.split_off(&(commit + 1));
+        let ready = std::mem::replace(&mut state.pending, rest);
+        state.commit_tx.send_replace(commit);
+        self.commit_to(commit, ready.into_iter().collect()).await;
+    }
+
+    /// Steps down when a quorum of voters has not answered within the lease.
+    fn check_quorum_contact(&mut self) {
+        let Some(state) = self.leader_state.as_ref() else { return };
+        let lease = self.config.leader_lease_timeout;
+        let quorum = self.configurations.latest.quorum_size();
+        let mut contacted = usize::from(self.configurations.latest.is_voter(&self.id));
+        for voter in self.configurations.latest.voters().filter(|s| s.id != self.id) {
+            if state.peers.get(&voter.id).is_some_and(|tasks| tasks.contact.elapsed() <= lease) {
+                contacted += 1;
+            }
+        }
+        if contacted < quorum {
+            tracing::warn!(id = %self.id, contacted, quorum, "lost contact with a quorum; stepping down");
+            self.set_role(RaftState::Follower);
+        }
+    }
+
+    /// Steps down when the leader's own log write has stalled.
+    fn check_store_stall(&mut self) {
+        if let Some(stalled_for) = self.storage.busy_for() {
+            if stalled_for > self.config.log_store_stall_timeout {
+                tracing::warn!(id = %self.id, ?stalled_for, "log store stalled; stepping down");
+                let _ = self.observers.send(Observation::LogStoreStalled { stalled_for });
+                self.set_role(RaftState::Follower);
+            }
+        }
+    }
+
+    /// After a failed write, makes the node's view of its log match the store.
+    async fn resync_log_bounds(&mut self) {
+        let store = self.log.store().clone();
+        let bounds = tokio::task::spawn_blocking(move || {
+            let last = store.last_index()?;
+            let term = store.get_log(last)?.map_or(0, |l| l.term);
+            Ok::<_, crate::StoreError>((last, term))
+        })
+        .await;
+        if let Ok(Ok((last, term))) = bounds {
+            self.log.truncate_from(last + 1);
+            if last < self.last_index {
+                self.last_index = last;
+                self.last_term = term;
+                self.publish_log();
+            }
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! Per-follower replication: one task sends entries (pipelined once the
+//! follower is in sync), another sends heartbeats, so a heartbeat never waits
+//! behind a large AppendEntries.
+
+use crate::election::next_index_after_conflict;
+use crate::log_cache::LogCache;
+use crate::observer::Observation;
+use crate::raft::Event;
+use crate::transport::spawn_pipeline;
+use crate::{AppendEntriesRequest, AppendEntriesResponse, RpcHeader, Server, Transport, TransportError};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// The most payload bytes one AppendEntries carries.
+const APPEND_BYTES_MAX: u64 = 8 << 20;
+/// The longest a failing peer waits between retries.
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+/// When a follower last answered its leader; read by the leader's check-quorum.
+#[derive(Debug)]
+pub(crate) struct PeerContact {
+    last: Mutex<Instant>,
+}
+
+impl PeerContact {
+    pub(crate) fn new() -> Self {
+        Self { last: Mutex::new(Instant::now()) }
+    }
+
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed()
+    }
+}
+
+/// Everything a follower's replication tasks need; cloned into both.
+#[derive(Clone)]
+pub(crate) struct Replication {
+    pub(crate) peer: Server,
+    pub(crate) term: u64,
+    pub(crate) header: RpcHeader,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) log: Arc<LogCache>,
+    pub(crate) events: mpsc::Sender<Event>,
+    pub(crate) observers: broadcast::Sender<Observation>,
+    pub(crate) last_index: watch::Receiver<u64>,
+    pub(crate) commit_index: watch::Receiver<u64>,
+    pub(crate) verify_round: watch::Receiver<u64>,
+    pub(crate) contact: Arc<PeerContact>,
+    pub(crate) max_append_entries: usize,
+    pub(crate) max_inflight: usize,
+    pub(crate) commit_timeout: Duration,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) heartbeat_timeout: Duration,
+}
+
+/// The two tasks of one follower; aborted when leadership ends.
+pub(crate) struct PeerTasks {
+    pub(crate) contact: Arc<PeerContact>,
+    replicate: JoinHandle<()>,
+    heartbeat: JoinHandle<()>,
+}
+
+impl PeerTasks {
+    pub(crate) fn abort(&self) {
+        self.replicate.abort();
+        self.heartbeat.abort();
+    }
+
+    pub(crate) async fn join(self) {
+        let _ = self.replicate.await;
+        let _ = self.heartbeat.await;
+    }
+}
+
+/// Starts replicating to `replication.peer`, beginning at `next_index`.
+pub(crate) fn start(replication: Replication, next_index: u64) -> PeerTasks {
+    let contact = replication.contact.clone();
+    let heartbeat = tokio::spawn(heartbeat(replication.clone()));
+    let replicate = tokio::spawn(replicate(replication, next_index));
+    PeerTasks { contact, replicate, heartbeat }
+}
+
+fn backoff(failures: u32, base: Duration) -> Duration {
+    let factor = 1u32 << failures.min(8);
+    (base * factor).min(BACKOFF_MAX)
+}
+
+/// What one AppendEntries round trip told us.
+enum Outcome {
+    Matched(u64),
+    Conflict {
+        conflict_index: u64,
+        last_log: u64,
+    },
+    HigherTerm(u64),
+    /// The entries the follower needs are no longer in the log.
+    NeedSnapshot,
+    Failed,
+}
+
+impl Replication {
+    async fn report(&self, event: Event) {
+        let _ = self.events.send(event).await;
+    }
+
+    /// Builds the AppendEntries for entries from `next_index` up to `last`.
+    async fn request(&self, next_index: u64, last: u64, commit: u64) -> Option<AppendEntriesRequest> {
+        let log = self.log.clone();
+        let prev = next_index - 1;
+        let count = self.max_append_entries as u64;
+        let read = tokio::task::spawn_blocking(move || {
+            let prev_term = log.term_at(prev)?;
+            let entries = if next_index <= last {
+                log.get_range(next_index, last.min(next_index + count - 1), APPEND_BYTES_MAX)?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, crate::StoreError>((prev_term, entries))
+        });
+        let (prev_term, entries) = match read.await {
+            Ok(Ok((Some(prev_term), entries))) => (prev_term, entries),
+            Ok(Ok((None, _))) => return None,
+            Ok(Err(error)) => {
+                tracing::error!(%error, peer = %self.peer.id, "reading entries to replicate failed");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        if next_index <= last && entries.first().map(|l| l.index) != Some(next_index) {
+            return None;
+        }
+        Some(AppendEntriesRequest {
+            header: self.header.clone(),
+            term: self.term,
+            prev_log_index: prev,
+            prev_log_term: prev_term,
+            entries,
+            leader_commit: commit,
+        })
+    }
+
+    fn judge(&self, request_prev: u64, count: u64, response: &AppendEntriesResponse) -> Outcome {
+        if response.term > self.term {
+            return Outcome::HigherTerm(response.term);
+        }
+        self.contact.touch();
+        if response.success {
+            Outcome::Matched(request_prev + count)
+        } else if response.no_retry_backoff {
+            Outcome::Failed
+        } else {
+            Outcome::Conflict { conflict_index: response.conflict_index, last_log: response.last_log }
+        }
+    }
+
+    async fn send_one(&self, next_index: u64, last: u64, commit: u64) -> Outcome {
+        let Some(request) = self.request(next_index, last, commit).await else {
+            return Outcome::NeedSnapshot;
+        };
+        let (prev, count) = (request.prev_log_index, request.entries.len() as u64);
+        match self.transport.append_entries(self.peer.address.clone(), request).await {
+            Ok(response) => self.judge(prev, count, &response),
+            Err(error) => {
+                tracing::debug!(%error, peer = %self.peer.id, "AppendEntries failed");
+                Outcome::Failed
+            }
+        }
+    }
+}
+
+/// Sends entries to one follower until aborted: one request at a time until
+/// the follower matches, then pipelined.
+async fn replicate(mut r: Replication, mut next_index: u64) {
+    let mut matched = 0u64;
+    let mut sent_commit = 0u64;
+    let mut failures = 0u32;
+    loop {
+        let last = *r.last_index.borrow_and_update();
+        let commit = *r.commit_index.borrow_and_update();
+        if next_index <= last || commit > sent_commit {
+            match r.send_one(next_index, last, commit).await {
+                Outcome::Matched(index) => {
+                    failures = 0;
+                    sent_commit = commit;
+                    next_index = index + 1;
+                    if index > matched {
+                        matched = index;
+                        r.report(Event::Progress {
+                            peer: r.peer.id.clone(),
+                            term: r.term,
+                            match_index: index,
+                        })
+                        .await;
+                    }
+                    if next_index > last {
+                        match pipeline(&mut r, next_index, matched, sent_commit).await {
+                            Some(state) => (next_index, matched, sent_commit) = state,
+                            None => return,
+                        }
+                    }
+                }
+                Outcome::Conflict { conflict_index, last_log } => {
+                    next_index =
+                        next_index_after_conflict(next_index, conflict_index).min(last_log + 1).max(1);
+                }
+                Outcome::HigherTerm(term) => {
+                    r.report(Event::HigherTerm { term }).await;
+                    return;
+                }
+                Outcome::NeedSnapshot => {
+                    tracing::warn!(peer = %r.peer.id, next_index, "follower needs entries no longer in the log");
+                    failures += 1;
+                    tokio::time::sleep(backoff(failures, r.heartbeat_interval)).await;
+                }
+                Outcome::Failed => {
+                    failures += 1;
+                    tokio::time::sleep(backoff(failures, r.heartbeat_interval / 4)).await;
+                }
+            }
+            continue;
+        }
+        tokio::select! {
+            changed = r.last_index.changed() => if changed.is_err() { return },
+            changed = r.commit_index.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(r.commit_timeout) => {}
+        }
+    }
+}
+
+/// Pipelined replication to a follower in sync. Returns the state to resume
+/// one-at-a-time replication with after any failure, or `None` when this
+/// leadership is over.
+async fn pipeline(
+    r: &mut Replication,
+    mut next_index: u64,
+    mut matched: u64,
+    mut sent_commit: u64,
+) -> Option<(u64, u64, u64)> {
+    let opened = r.transport.append_entries_pipeline(r.peer.address.clone()).await;
+    let mut pipe = match opened {
+        Ok(pipe) => pipe,
+        Err(TransportError::PipelineUnsupported) => {
+            spawn_pipeline(r.transport.clone(), r.peer.address.clone(), r.max_inflight)
+        }
+        Err(_) => return Some((next_index, matched, sent_commit)),
+    };
+    let mut inflight: VecDeque<(u64, u64)> = VecDeque::new();
+    loop {
+        let last = *r.last_index.borrow_and_update();
+        let commit = *r.commit_index.borrow_and_update();
+        let room = inflight.len() < r.max_inflight;
+        if room && (next_index <= last || (commit > sent_commit && inflight.is_empty())) {
+            let Some(request) = r.request(next_index, last, commit).await else { break };
+            let entry = (request.prev_log_index, request.entries.len() as u64);
+            if pipe.requests.send(request).await.is_err() {
+                break;
+            }
+            inflight.push_back(entry);
+            next_index += entry.1;
+            sent_commit = commit;
+            continue;
+        }
+        tokio::select! {
+            response = pipe.responses.recv() => {
+                let Some(Ok(response)) = response else { break };
+                let Some((prev, count)) = inflight.pop_front() else { break };
+                match r.judge(prev, count, &response) {
+                    Outcome::Matched(index) => {
+                        if index > matched {
+                            matched = index;
+                            r.report(Event::Progress { peer: r.peer.id.clone(), term: r.term, match_index: index }).await;
+                        }
+                    }
+                    Outcome::HigherTerm(term) => {
+                        r.report(Event::HigherTerm { term }).await;
+                        return None;
+                    }
+                    _ => break,
+                }
+            }
+            changed = r.last_index.changed() => if changed.is_err() { return None },
+            changed = r.commit_index.changed() => if changed.is_err() { return None },
+            () = tokio::time::sleep(r.commit_timeout) => {}
+        }
+    }
+    Some((matched + 1, matched, 0))
+}
+
+/// Sends heartbeats to one follower every `heartbeat_interval`, and at once
+/// when a leadership check (`verify_round`) asks for one.
+async fn heartbeat(mut r: Replication) {
+    let mut failures = 0u32;
+    loop {
+        let round = *r.verify_round.borrow_and_update();
+        let request = AppendEntriesRequest { header: r.header.clone(), term: r.term, ..Default::default() };
+        let sent = tokio::time::timeout(
+            r.heartbeat_timeout,
+            r.transport.append_entries(r.peer.address.clone(), request),
+        );
+        match sent.await {
+            Ok(Ok(response)) if response.term > r.term => {
+                r.report(Event::HigherTerm { term: response.term }).await;
+                return;
+            }
+            Ok(Ok(_)) => {
+                r.contact.touch();
+                if failures > 0 {
+                    let _ = r.observers.send(Observation::PeerHeartbeatResumed { peer: r.peer.id.clone() });
+                }
+                failures = 0;
+                r.report(Event::HeartbeatAck { peer: r.peer.id.clone(), term: r.term, round }).await;
+            }
+            _ => {
+                failures += 1;
+                let last_contact = Some(r.contact.elapsed());
+                let _ = r
+                    .observers
+                    .send(Observation::PeerHeartbeatFailed { peer: r.peer.id.clone(), last_contact });
+                tokio::time::sleep(backoff(failures, r.heartbeat_interval / 4)).await;
+                continue;
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(r.heartbeat_interval) => {}
+            changed = r.verify_round.changed() => if changed.is_err() { return },
+        }
+    }
+}

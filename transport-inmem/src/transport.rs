@@ -1,0 +1,247 @@
+use crate::InmemNetwork;
+use crate::network::Counters;
+use bytes::BytesMut;
+use raft_core::codec::{decode_message, encode_message};
+use raft_core::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One node's end of an [`InmemNetwork`].
+pub struct InmemTransport {
+    network: InmemNetwork,
+    addr: ServerAddress,
+    instance: u64,
+    consumer: Mutex<Option<RpcReceiver>>,
+    closed: AtomicBool,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for InmemTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InmemTransport").field("addr", &self.addr).finish()
+    }
+}
+
+/// A message type that can travel through the codec as a [`Message`].
+trait Wire: Sized {
+    fn into_message(self) -> Message;
+    fn from_message(message: Message) -> Option<Self>;
+    fn payload_size(&self) -> u64 {
+        64
+    }
+}
+
+macro_rules! wire {
+    ($($ty:ident),*) => {$(
+        impl Wire for $ty {
+            fn into_message(self) -> Message {
+                Message::$ty(self)
+            }
+            fn from_message(message: Message) -> Option<Self> {
+                match message {
+                    Message::$ty(value) => Some(value),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+wire!(
+    AppendEntriesResponse,
+    RequestVoteRequest,
+    RequestVoteResponse,
+    PreVoteRequest,
+    PreVoteResponse,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
+    TimeoutNowRequest,
+    TimeoutNowResponse
+);
+
+impl Wire for AppendEntriesRequest {
+    fn into_message(self) -> Message {
+        Message::AppendEntriesRequest(self)
+    }
+    fn from_message(message: Message) -> Option<Self> {
+        match message {
+            Message::AppendEntriesRequest(value) => Some(value),
+            _ => None,
+        }
+    }
+    fn payload_size(&self) -> u64 {
+        64 + self.entries.iter().map(|e| e.payload_size() + 25).sum::<u64>()
+    }
+}
+
+/// Sends `value` through the codec, as a wire would; returns it decoded and
+/// its encoded size.
+fn through_codec<T: Wire>(value: T, codec: bool) -> Result<(T, u64), TransportError> {
+    if !codec {
+        let size = value.payload_size();
+        return Ok((value, size));
+    }
+    let mut buf = BytesMut::new();
+    encode_message(&value.into_message(), &mut buf);
+    let size = buf.len() as u64;
+    let decoded = decode_message(buf.freeze())?;
+    let value = T::from_message(decoded).ok_or(TransportError::Decode(codec::DecodeError::UnknownTag(0)))?;
+    Ok((value, size))
+}
+
+impl InmemTransport {
+    pub(crate) fn new(
+        network: InmemNetwork,
+        addr: ServerAddress,
+        instance: u64,
+        receiver: RpcReceiver,
+    ) -> Self {
+        let counters = network.shared.counters(&addr);
+        Self {
+            network,
+            addr,
+            instance,
+            consumer: Mutex::new(Some(receiver)),
+            closed: AtomicBool::new(false),
+            counters,
+        }
+    }
+
+    async fn fail_after_a_while(&self, error: TransportError) -> TransportError {
+        let wait = {
+            let mut state = self.network.shared.lock();
+            let max = state.faults.failure_delay_max;
+            state.between(Duration::ZERO, max)
+        };
+        tokio::time::sleep(wait).await;
+        error
+    }
+
+    /// One RPC: fault checks, delivery to the target's queue, the answer.
+    async fn call<Req: Wire, Resp: Wire>(
+        &self,
+        target: ServerAddress,
+        request: Req,
+        wrap: impl FnOnce(Req, Responder<Resp>) -> Rpc,
+    ) -> Result<Resp, TransportError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(TransportError::Shutdown);
+        }
+        let (request, size) = through_codec(request, self.network.shared.codec)?;
+        self.counters.rpcs.fetch_add(1, Ordering::Relaxed);
+        self.counters.bytes.fetch_add(size, Ordering::Relaxed);
+        let (incoming, delay, drop_request) = {
+            let mut state = self.network.shared.lock();
+            let reachable = state.reachable(&self.addr, &target);
+            let incoming = state.nodes.get(&target).filter(|_| reachable).map(|r| r.incoming.clone());
+            let faults = state.faults.clone();
+            let delay = faults.delay.map(|(min, max)| state.between(min, max));
+            (incoming, delay, state.chance(faults.drop_requests))
+        };
+        let Some(incoming) = incoming else {
+            return Err(self.fail_after_a_while(TransportError::Unreachable(target)).await);
+        };
+        if drop_request {
+            return Err(self.fail_after_a_while(TransportError::Timeout(target)).await);
+        }
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        let (respond, answer) = Responder::new();
+        if incoming.send(wrap(request, respond)).await.is_err() {
+            return Err(TransportError::Unreachable(target));
+        }
+        let response = match answer.await {
+            Ok(Ok(response)) => response,
+            Ok(Err(rejection)) => return Err(TransportError::Remote { peer: target, message: rejection.0 }),
+            Err(_) => return Err(TransportError::Unreachable(target)),
+        };
+        let (reachable, drop_reply, hold) = {
+            let mut state = self.network.shared.lock();
+            let reachable = state.reachable(&self.addr, &target);
+            let faults = state.faults.clone();
+            let hold =
+                state.chance(faults.reorder).then(|| state.between(Duration::ZERO, faults.reorder_delay_max));
+            (reachable, state.chance(faults.drop_replies), hold)
+        };
+        if !reachable {
+            return Err(self.fail_after_a_while(TransportError::Unreachable(target)).await);
+        }
+        if drop_reply {
+            return Err(self.fail_after_a_while(TransportError::Timeout(target)).await);
+        }
+        if let Some(hold) = hold {
+            tokio::time::sleep(hold).await;
+        }
+        Ok(through_codec(response, self.network.shared.codec)?.0)
+    }
+}
+
+impl Transport for InmemTransport {
+    fn local_addr(&self) -> ServerAddress {
+        self.addr.clone()
+    }
+
+    fn consumer(&self) -> Result<RpcReceiver, TransportError> {
+        let mut consumer = self.consumer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        consumer.take().ok_or(TransportError::ConsumerTaken)
+    }
+
+    fn append_entries(
+        &self,
+        target: ServerAddress,
+        request: AppendEntriesRequest,
+    ) -> BoxFuture<'_, Result<AppendEntriesResponse, TransportError>> {
+        Box::pin(self.call(target, request, |request, respond| Rpc::AppendEntries { request, respond }))
+    }
+
+    fn request_vote(
+        &self,
+        target: ServerAddress,
+        request: RequestVoteRequest,
+    ) -> BoxFuture<'_, Result<RequestVoteResponse, TransportError>> {
+        Box::pin(self.call(target, request, |request, respond| Rpc::RequestVote { request, respond }))
+    }
+
+    fn pre_vote(
+        &self,
+        target: ServerAddress,
+        request: PreVoteRequest,
+    ) -> BoxFuture<'_, Result<PreVoteResponse, TransportError>> {
+        Box::pin(self.call(target, request, |request, respond| Rpc::PreVote { request, respond }))
+    }
+
+    fn install_snapshot(
+        &self,
+        target: ServerAddress,
+        request: InstallSnapshotRequest,
+        data: SnapshotStream,
+    ) -> BoxFuture<'_, Result<InstallSnapshotResponse, TransportError>> {
+        Box::pin(self.call(target, request, move |request, respond| Rpc::InstallSnapshot {
+            request,
+            data,
+            respond,
+        }))
+    }
+
+    fn timeout_now(
+        &self,
+        target: ServerAddress,
+        request: TimeoutNowRequest,
+    ) -> BoxFuture<'_, Result<TimeoutNowResponse, TransportError>> {
+        Box::pin(self.call(target, request, |request, respond| Rpc::TimeoutNow { request, respond }))
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.closed.store(true, Ordering::Release);
+            let mut state = self.network.shared.lock();
+            if state.nodes.get(&self.addr).is_some_and(|r| r.instance == self.instance) {
+                state.nodes.remove(&self.addr);
+            }
+            drop(state);
+            drop(self.consumer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
+        })
+    }
+}
