@@ -83,6 +83,9 @@ pub trait Network: Send + Sync + 'static {
     fn rpc_count(&self, node: usize) -> Option<u64>;
     /// How many bytes node `node` has sent, if the network counts them.
     fn bytes_sent(&self, node: usize) -> Option<u64>;
+    /// How many AppendEntries node `node` has sent that were not bare
+    /// heartbeats, if the network counts them.
+    fn append_count(&self, node: usize) -> Option<u64>;
 }
 
 /// The in-memory network of `transport-inmem`, with every fault it has.
@@ -141,6 +144,10 @@ impl Network for InmemCluster {
 
     fn bytes_sent(&self, node: usize) -> Option<u64> {
         Some(self.network.bytes_sent(&self.address(node)))
+    }
+
+    fn append_count(&self, node: usize) -> Option<u64> {
+        Some(self.network.append_count(&self.address(node)))
     }
 }
 
@@ -312,6 +319,11 @@ impl Cluster {
     /// The RPCs sent by all nodes, if the network counts them.
     pub fn rpc_total(&self) -> Option<u64> {
         (0..self.nodes.len()).map(|i| self.network.rpc_count(i)).sum()
+    }
+
+    /// The non-heartbeat AppendEntries sent by all nodes, if counted.
+    pub fn append_total(&self) -> Option<u64> {
+        (0..self.nodes.len()).map(|i| self.network.append_count(i)).sum()
     }
 
     /// The checker every node's FSM reports to.

@@ -182,6 +182,9 @@ impl<N: Network> Network for SharedNetwork<N> {
     fn bytes_sent(&self, node: usize) -> Option<u64> {
         self.0.bytes_sent(node)
     }
+    fn append_count(&self, node: usize) -> Option<u64> {
+        self.0.append_count(node)
+    }
 }
 
 /// The cluster keeps committing with one follower down, and stops without a quorum.
@@ -315,21 +318,25 @@ pub async fn rejoin(network: impl Network, stores: impl StoreFactory) {
     cluster.shutdown().await;
 }
 
-/// A leader backs up quickly over many conflicting entries: the repair of
-/// 50 conflicting entries takes a bounded number of round trips.
+/// A leader backs up quickly over many conflicting entries (MIT's
+/// TestBackup): followers holding 50 uncommitted entries of an old term are
+/// repaired in a bounded number of AppendEntries, because each refusal names
+/// the first index of the conflicting term and the leader skips the whole term.
 pub async fn backup(network: impl Network, stores: impl StoreFactory) {
     let mut cluster = Cluster::new(network, stores, 5).await;
     cluster.one(cmd(0), 5, true).await;
     let leader1 = cluster.check_one_leader().await;
-    // Put the leader and one follower in a partition: 50 entries that never commit.
+    // The leader and one follower, cut off: 50 entries that never commit.
     let minority = [leader1, (leader1 + 1) % 5];
     let majority: Vec<usize> = (0..5).filter(|i| !minority.contains(i)).collect();
     for &i in &majority {
         cluster.disconnect(i);
     }
+    let mut orphans = 0;
     for n in 1..=50 {
-        start(&cluster, leader1, cmd(1000 + n)).await;
+        orphans += usize::from(start(&cluster, leader1, cmd(1000 + n)).await.is_some());
     }
+    assert!(orphans >= 40, "the cut-off leader appended only {orphans} entries");
     pause(ELECTION * 2).await;
     for &i in &minority {
         cluster.disconnect(i);
@@ -341,7 +348,9 @@ pub async fn backup(network: impl Network, stores: impl StoreFactory) {
     for n in 1..=50 {
         cluster.one(cmd(2000 + n), 3, true).await;
     }
-    // The leader and one majority follower go; the minority returns.
+    // The leader and one majority follower go; the minority returns. The new
+    // leader's log starts past the minority's conflicting entries, so it must
+    // back up over all of them.
     let leader2 = cluster.check_one_leader().await;
     let other = *majority.iter().find(|&&i| i != leader2).expect("a second majority node");
     cluster.disconnect(other);
@@ -352,13 +361,23 @@ pub async fn backup(network: impl Network, stores: impl StoreFactory) {
     for i in 0..5 {
         cluster.disconnect(i);
     }
+    let before = cluster.append_total();
     cluster.connect(minority[0]);
     cluster.connect(minority[1]);
     cluster.connect(other);
+    let index = cluster.one(cmd(3999), 3, true).await;
+    assert!(
+        cluster.wait_committed(index, 3, Duration::from_secs(10)).await.is_some(),
+        "the minority was not repaired"
+    );
+    if let (Some(before), Some(after)) = (before, cluster.append_total()) {
+        let sent = after - before;
+        assert!(sent <= 40, "repairing two followers over 50 conflicting entries took {sent} AppendEntries");
+    }
     for n in 1..=50 {
         cluster.one(cmd(4000 + n), 3, true).await;
     }
-    // Everyone back: the leader repairs every follower's log.
+    // Everyone back: the leader repairs the rest.
     for i in 0..5 {
         cluster.connect(i);
     }
@@ -401,7 +420,21 @@ fn cluster_applied(cluster: &Cluster, node: usize) -> Vec<Bytes> {
 /// Repeated crashes of the leader and followers in turn, with agreement in
 /// between, lose nothing.
 pub async fn persist_2(network: impl Network, stores: impl StoreFactory) {
-    let mut cluster = Cluster::new(network, stores, 5).await;
+    persist_2_with(Cluster::new(network, stores, 5).await).await;
+}
+
+/// Persist 2 with PreVote off, so the vote rules alone keep stale nodes from leading.
+pub async fn persist_2_without_prevote(network: impl Network, stores: impl StoreFactory) {
+    persist_2_with(Cluster::with_config(network, stores, 5, config_without_prevote).await).await;
+}
+
+fn config_without_prevote(id: raft_core::ServerId) -> raft_core::Config {
+    let mut config = crate::cluster::test_config(id);
+    config.prevote = false;
+    config
+}
+
+async fn persist_2_with(mut cluster: Cluster) {
     let mut step = 1;
     for _ in 0..4 {
         cluster.one(cmd(10 + step), 5, true).await;
@@ -450,16 +483,20 @@ pub async fn persist_3(network: impl Network, stores: impl StoreFactory) {
 /// term is never counted as committed by replica count alone. The checker
 /// fails the test if two nodes ever apply different commands at an index.
 pub async fn figure_8(network: impl Network, stores: impl StoreFactory) {
-    figure_8_with(network, stores, false).await;
+    figure_8_with(Cluster::new(network, stores, 5).await, false).await;
+}
+
+/// Figure 8 with PreVote off.
+pub async fn figure_8_without_prevote(network: impl Network, stores: impl StoreFactory) {
+    figure_8_with(Cluster::with_config(network, stores, 5, config_without_prevote).await, false).await;
 }
 
 /// Figure 8 on an unreliable network with partitions.
 pub async fn figure_8_unreliable(network: impl Network, stores: impl StoreFactory) {
-    figure_8_with(network, stores, true).await;
+    figure_8_with(Cluster::new(network, stores, 5).await, true).await;
 }
 
-async fn figure_8_with(network: impl Network, stores: impl StoreFactory, unreliable: bool) {
-    let mut cluster = Cluster::new(network, stores, 5).await;
+async fn figure_8_with(mut cluster: Cluster, unreliable: bool) {
     let mut rng = StdRng::seed_from_u64(cluster.seed());
     cluster.set_unreliable(unreliable);
     cluster.one(cmd(0), 1, true).await;

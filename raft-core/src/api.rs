@@ -323,10 +323,10 @@ impl<F: Fsm> Raft<F> {
         self.inner.observers.subscribe()
     }
 
-    /// Changes the reloadable settings of a running node.
+    /// Changes the reloadable settings of a running node. Settings that
+    /// would make the node's config invalid are refused with
+    /// [`RaftError::Config`] and change nothing.
     pub async fn reload_config(&self, config: ReloadableConfig) -> Result<(), RaftError> {
-        let base = Config::new(self.inner.id.clone());
-        config.apply_to(&base).validate()?;
         self.request(|reply| Request::Reload { config, reply }, None).await
     }
 

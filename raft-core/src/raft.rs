@@ -310,8 +310,7 @@ impl<F: Fsm> Node<F> {
                 let _ = reply.send(result);
             }
             Request::Reload { config, reply } => {
-                self.config = config.apply_to(&self.config);
-                let _ = reply.send(Ok(()));
+                let _ = reply.send(self.reload(&config));
             }
             other => {
                 let leader = self.leader.clone();
@@ -327,6 +326,14 @@ impl<F: Fsm> Node<F> {
         if let Event::StoreFailed { seq, error } = event {
             tracing::error!(%error, seq, "log write failed while not leader");
         }
+    }
+
+    /// Applies reloadable settings, if the result is a valid config.
+    pub(crate) fn reload(&mut self, reload: &ReloadableConfig) -> Result<(), RaftError> {
+        let config = reload.apply_to(&self.config);
+        config.validate()?;
+        self.config = config;
+        Ok(())
     }
 
     /// Records that everything up to `index` is committed and tells the FSM.

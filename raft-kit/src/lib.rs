@@ -8,16 +8,18 @@
 //!
 //! - the crate root: everything of [`raft_core`] (traits, messages, codec).
 //! - [`store`]: the storage plugins enabled by features (`mem` by default).
+//! - [`transport`]: the transport plugins enabled by features.
 //! - [`prelude`]: the traits and types most programs name.
 //!
 //! # Features
 //!
 //! | feature | what it enables |
 //! |---------|-----------------|
-//! | `mem` (default) | [`store::mem`]: in-memory log, stable and snapshot stores |
+//! | `mem` (default) | `store::mem`: in-memory log, stable and snapshot stores |
+//! | `inmem` | `transport::inmem`: the in-process transport with fault injection |
 //!
-//! The LMDB and redb stores and the in-memory and TCP transports get their
-//! features as their crates land.
+//! The LMDB and redb stores and the TCP transport get their features as
+//! their crates land.
 //!
 //! # Quick start
 //!
@@ -44,10 +46,20 @@ pub mod store {
     }
 }
 
+/// The transport plugins enabled by features.
+pub mod transport {
+    /// The in-process transport with fault injection (feature `inmem`).
+    #[cfg(feature = "inmem")]
+    pub mod inmem {
+        pub use transport_inmem::*;
+    }
+}
+
 /// The traits and types most programs name.
 pub mod prelude {
     pub use raft_core::{
-        Configuration, Fsm, FsmSnapshot, Log, LogKind, LogStore, Server, ServerAddress, ServerId,
-        SnapshotStore, StableStore, Transport,
+        ApplyResponse, Config, Configuration, Fsm, FsmError, FsmSnapshot, Log, LogKind, LogStore, Raft,
+        RaftError, RaftState, Server, ServerAddress, ServerId, SnapshotReader, SnapshotStore, StableStore,
+        Transport,
     };
 }

@@ -63,6 +63,9 @@ impl Faults {
 pub(crate) struct Counters {
     pub(crate) rpcs: AtomicU64,
     pub(crate) bytes: AtomicU64,
+    /// AppendEntries that are not bare heartbeats (they carry entries or a
+    /// consistency check).
+    pub(crate) appends: AtomicU64,
 }
 
 pub(crate) struct Registration {
@@ -248,6 +251,12 @@ impl InmemNetwork {
     /// How many RPCs `addr` has sent.
     pub fn rpc_count(&self, addr: &ServerAddress) -> u64 {
         self.shared.counters(addr).rpcs.load(Ordering::Relaxed)
+    }
+
+    /// How many AppendEntries `addr` has sent that were not bare heartbeats
+    /// (heartbeats carry no entries and `prev_log_index == 0`).
+    pub fn append_count(&self, addr: &ServerAddress) -> u64 {
+        self.shared.counters(addr).appends.load(Ordering::Relaxed)
     }
 
     /// How many bytes `addr` has sent (encoded size of its requests).

@@ -193,6 +193,9 @@ impl Transport for InmemTransport {
         target: ServerAddress,
         request: AppendEntriesRequest,
     ) -> BoxFuture<'_, Result<AppendEntriesResponse, TransportError>> {
+        if request.prev_log_index > 0 || !request.entries.is_empty() {
+            self.counters.appends.fetch_add(1, Ordering::Relaxed);
+        }
         Box::pin(self.call(target, request, |request, respond| Rpc::AppendEntries { request, respond }))
     }
 

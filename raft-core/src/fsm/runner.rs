@@ -132,18 +132,20 @@ impl<F: Fsm> Runner<F> {
             commands.iter().map(|log| self.fsm.apply(log)).collect()
         };
         assert_eq!(responses.len(), commands.len(), "Fsm::apply_batch must return one response per entry");
+        // Publish the applied index before answering, so a caller that gets
+        // its answer sees an applied index covering its entry.
+        if let Some(last) = batch.last() {
+            debug_assert_eq!(last.index, self.applied + batch.len() as u64, "applied in index order");
+            self.applied = last.index;
+            self.shared.applied_index.store(self.applied, Ordering::Release);
+            self.applied_tx.send_replace(self.applied);
+        }
         let mut responses = responses.into_iter();
         for log in batch {
             let response = if log.kind == LogKind::Command { responses.next() } else { None };
             if let Some(reply) = futures.remove(&log.index) {
                 let _ = reply.send(Ok(Applied { index: log.index, response }));
             }
-        }
-        if let Some(last) = batch.last() {
-            debug_assert_eq!(last.index, self.applied + batch.len() as u64, "applied in index order");
-            self.applied = last.index;
-            self.shared.applied_index.store(self.applied, Ordering::Release);
-            self.applied_tx.send_replace(self.applied);
         }
     }
 }

@@ -188,8 +188,7 @@ impl<F: Fsm> Node<F> {
         match request {
             Request::VerifyLeader { reply } => self.start_verify(reply),
             Request::Reload { config, reply } => {
-                self.config = config.apply_to(&self.config);
-                let _ = reply.send(Ok(()));
+                let _ = reply.send(self.reload(&config));
             }
             Request::Bootstrap { reply, .. } => {
                 let _ = reply.send(Err(RaftError::CantBootstrap));

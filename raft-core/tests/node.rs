@@ -1,0 +1,422 @@
+//! Tests of one node's public API and of the guarantees the core promises
+//! beyond the cluster scenarios: typed errors, barrier and read index,
+//! observations, shutdown, recovery of the commit index, the leader's
+//! parallel and group-committed writes, store stalls, pipelining, and
+//! heartbeats that never wait behind large appends.
+
+mod support;
+
+use raft_core::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use support::*;
+use tokio::time::Instant;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_node_elects_itself_and_answers_with_the_fsm_response() {
+    let cluster = TestCluster::new(1).await;
+    let leader = cluster.leader().await;
+    let raft = cluster.raft(leader);
+    let first = raft.apply(num(5), SECOND).await.expect("apply");
+    let second = raft.apply(num(7), SECOND).await.expect("apply");
+    assert_eq!(first.response, 5);
+    assert_eq!(second.response, 12, "the FSM's response is returned");
+    assert_eq!(second.index, first.index + 1);
+    let stats = raft.stats();
+    assert_eq!(stats.state, RaftState::Leader);
+    assert!(stats.commit_index >= second.index && stats.applied_index >= second.index, "{stats:?}");
+    assert_eq!(stats.leader, Some((id(0), addr(0))));
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_refuses_commands_and_names_the_leader() {
+    let cluster = TestCluster::new(3).await;
+    let leader = cluster.leader().await;
+    let follower = cluster.raft((leader + 1) % 3);
+    wait_for("the follower to learn the leader", SECOND * 5, || follower.leader()).await;
+    match follower.apply(num(1), SECOND).await {
+        Err(RaftError::NotLeader { leader: Some((leader_id, leader_addr)) }) => {
+            assert_eq!((leader_id, leader_addr), (id(leader), addr(leader)));
+        }
+        other => panic!("expected NotLeader naming node {leader}, got {other:?}"),
+    }
+    assert!(matches!(follower.barrier(SECOND).await, Err(RaftError::NotLeader { .. })));
+    assert!(matches!(follower.verify_leader().await, Err(RaftError::NotLeader { .. })));
+    assert!(matches!(follower.read_index(SECOND).await, Err(RaftError::NotLeader { .. })));
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrapping_a_node_with_state_is_refused() {
+    let cluster = TestCluster::new(1).await;
+    let raft = cluster.raft(0);
+    let err = raft.bootstrap_cluster(configuration(1)).await.expect_err("second bootstrap");
+    assert!(matches!(err, RaftError::CantBootstrap), "{err:?}");
+    let bad = Configuration::new(vec![Server::nonvoter("x", "y")]);
+    cluster.leader().await;
+    assert!(raft.bootstrap_cluster(bad).await.is_err());
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_config_is_refused_at_start() {
+    let network = transport_inmem::InmemNetwork::new(1);
+    let mut config = config("a");
+    config.max_append_entries = 0;
+    let result = Raft::new(
+        config,
+        SumFsm::default(),
+        store_mem::MemLogStore::new(),
+        store_mem::MemStableStore::new(),
+        store_mem::InmemSnapshotStore::new(),
+        network.transport("a"),
+    )
+    .await;
+    assert!(matches!(
+        result,
+        Err(RaftError::Config(ConfigError::OutOfRange { field: "max_append_entries", .. }))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn barrier_returns_once_every_earlier_entry_is_applied() {
+    let cluster = TestCluster::new(3).await;
+    let raft = cluster.raft(cluster.leader().await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 1..=20 {
+        let raft = raft.clone();
+        tasks.spawn(async move { raft.apply(num(n), SECOND * 5).await.map(|r| r.index) });
+    }
+    // Let the applies reach the node before the barrier.
+    wait_for("the applies to be appended", SECOND * 5, || (raft.last_index() >= 22).then_some(())).await;
+    let barrier = raft.barrier(SECOND * 5).await.expect("barrier");
+    assert!(raft.applied_index() >= barrier, "barrier returned before its own index applied");
+    while let Some(index) = tasks.join_next().await {
+        assert!(index.expect("task").expect("apply") < barrier);
+    }
+    assert_eq!(cluster.parts[cluster.leader().await].sum.load(Ordering::SeqCst), 210);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_index_covers_every_write_acknowledged_before_it() {
+    let cluster = TestCluster::new(3).await;
+    let leader = cluster.leader().await;
+    let raft = cluster.raft(leader);
+    for n in 1..=10 {
+        let written = raft.apply(num(n), SECOND).await.expect("apply");
+        let read = raft.read_index(SECOND).await.expect("read_index");
+        assert!(read >= written.index, "read index {read} is before the write at {}", written.index);
+        assert!(raft.applied_index() >= read);
+    }
+    raft.verify_leader().await.expect("verify_leader");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leader_fails_verification_and_applies() {
+    let cluster = TestCluster::new(3).await;
+    let leader = cluster.leader().await;
+    let raft = cluster.raft(leader);
+    raft.apply(num(1), SECOND).await.expect("apply");
+    cluster.network.disconnect(&addr(leader));
+    let verify = tokio::time::timeout(SECOND * 2, raft.verify_leader()).await.expect("verify_leader ends");
+    assert!(verify.is_err(), "a leader cut off from its quorum verified itself");
+    // An apply shorter than the lease times out; the entry may still commit later.
+    let err = raft.apply(num(2), Duration::from_millis(20)).await.expect_err("no quorum");
+    assert!(
+        matches!(err, RaftError::Timeout | RaftError::NotLeader { .. } | RaftError::LeadershipLost),
+        "{err:?}"
+    );
+    cluster.network.connect(&addr(leader));
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_applies_fail_with_leadership_lost_when_the_leader_steps_down() {
+    let cluster = TestCluster::new(3).await;
+    let leader = cluster.leader().await;
+    let raft = cluster.raft(leader);
+    raft.apply(num(1), SECOND).await.expect("apply");
+    cluster.network.disconnect(&addr(leader));
+    let err = raft.apply(num(2), SECOND * 5).await.expect_err("cannot commit");
+    assert!(matches!(err, RaftError::LeadershipLost), "{err:?}");
+    cluster.network.connect(&addr(leader));
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_the_node_and_later_calls_fail() {
+    let cluster = TestCluster::new(1).await;
+    let raft = cluster.raft(cluster.leader().await);
+    raft.apply(num(1), SECOND).await.expect("apply");
+    raft.shutdown().await.expect("shutdown");
+    assert_eq!(raft.state(), RaftState::Shutdown);
+    assert!(matches!(raft.apply(num(1), SECOND).await, Err(RaftError::Shutdown)));
+    assert!(matches!(raft.verify_leader().await, Err(RaftError::Shutdown)));
+    raft.shutdown().await.expect("a second shutdown is a no-op");
+    // The transport is closed: the address is free for a new node.
+    assert!(cluster.network.transport(addr(0)).consumer().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observers_see_leader_changes_votes_and_heartbeat_failures() {
+    let mut cluster = TestCluster::new(3).await;
+    let mut follower_events = cluster.raft(1).subscribe();
+    let leader = cluster.leader().await;
+    let mut leader_events = cluster.raft(leader).subscribe();
+    let follower = (leader + 1) % 3;
+    cluster.network.disconnect(&addr(follower));
+    let failed = tokio::time::timeout(SECOND * 5, async {
+        loop {
+            if let Ok(Observation::PeerHeartbeatFailed { peer, .. }) = leader_events.recv().await {
+                if peer == id(follower) {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(failed.is_ok(), "no PeerHeartbeatFailed for the disconnected follower");
+    cluster.network.connect(&addr(follower));
+    let resumed = tokio::time::timeout(SECOND * 5, async {
+        loop {
+            if let Ok(Observation::PeerHeartbeatResumed { peer }) = leader_events.recv().await {
+                if peer == id(follower) {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(resumed.is_ok(), "no PeerHeartbeatResumed after reconnecting");
+    let mut saw_leader = false;
+    let mut saw_vote = false;
+    while let Ok(event) = follower_events.try_recv() {
+        match event {
+            Observation::LeaderChanged { leader: Some(_), .. } => saw_leader = true,
+            Observation::RequestVote { .. } => saw_vote = true,
+            Observation::StateChanged(RaftState::Leader) => saw_leader = true,
+            _ => {}
+        }
+    }
+    assert!(saw_leader, "node 1 never observed a leader");
+    assert!(saw_vote || leader == 1, "node 1 never observed a vote request");
+    cluster.crash(0).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_reapplies_committed_entries_without_a_leader() {
+    let mut cluster = TestCluster::new(3).await;
+    let raft = cluster.raft(cluster.leader().await);
+    let mut last = 0;
+    for n in 1..=5 {
+        last = raft.apply(num(n), SECOND).await.expect("apply").index;
+    }
+    // One more write carries a commit index covering the five.
+    raft.apply(num(0), SECOND).await.expect("apply");
+    for i in 0..3 {
+        wait_for("every node to apply", SECOND * 5, || {
+            (cluster.parts[i].sum.load(Ordering::SeqCst) == 15).then_some(())
+        })
+        .await;
+    }
+    for i in 0..3 {
+        cluster.crash(i).await;
+    }
+    for i in 0..3 {
+        let term = cluster.parts[i].stable.get_u64(b"CurrentTerm").expect("stable").expect("term persisted");
+        assert!(term >= 1);
+        cluster.parts[i].sum.store(0, Ordering::SeqCst);
+    }
+    // Node 1 alone, with no one to elect or follow, rebuilds its state.
+    cluster.start(1).await;
+    let restarted = cluster.raft(1);
+    wait_for("the restarted node to re-apply", SECOND * 5, || {
+        (restarted.applied_index() >= last).then_some(())
+    })
+    .await;
+    assert_eq!(cluster.parts[1].sum.load(Ordering::SeqCst), 15);
+    assert_ne!(restarted.state(), RaftState::Leader);
+    cluster.shutdown().await;
+}
+
+fn stall_config(id: &str) -> Config {
+    let mut config = config(id);
+    config.log_store_stall_timeout = Duration::from_millis(200);
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_log_store_stalls_steps_down() {
+    let cluster = TestCluster::with_config(3, stall_config).await;
+    let leader = cluster.leader().await;
+    let raft = cluster.raft(leader);
+    raft.apply(num(1), SECOND).await.expect("apply");
+    let mut events = raft.subscribe();
+    cluster.parts[leader].logs.close_gate();
+    let pending = tokio::spawn({
+        let raft = raft.clone();
+        async move { raft.apply(num(2), SECOND * 5).await }
+    });
+    wait_for("the stalled leader to step down", SECOND * 5, || (!raft.is_leader()).then_some(())).await;
+    let mut stalled = false;
+    while let Ok(event) = events.try_recv() {
+        stalled |= matches!(event, Observation::LogStoreStalled { .. });
+    }
+    assert!(stalled, "no LogStoreStalled observation");
+    let new_leader = wait_for("a healthy leader", SECOND * 10, || {
+        (0..3).find(|&i| i != leader && cluster.raft(i).is_leader())
+    })
+    .await;
+    cluster.raft(new_leader).apply(num(3), SECOND).await.expect("the new leader serves");
+    cluster.parts[leader].logs.open_gate();
+    let _ = pending.await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_commits_through_followers_while_its_own_write_runs() {
+    let cluster = TestCluster::new(3).await;
+    let leader = cluster.leader().await;
+    let raft = cluster.raft(leader);
+    raft.apply(num(1), SECOND).await.expect("apply");
+    cluster.parts[leader].logs.close_gate();
+    // The leader's own store_logs is blocked, yet two followers form a
+    // quorum: the command commits and applies (Raft thesis §10.2.1).
+    let applied = raft.apply(num(2), SECOND * 2).await;
+    cluster.parts[leader].logs.open_gate();
+    let applied = applied.expect("commit while the leader's write is in flight");
+    assert_eq!(applied.response, 3);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_applies_are_group_committed() {
+    let cluster = TestCluster::new(3).await;
+    let leader = cluster.leader().await;
+    let raft = cluster.raft(leader);
+    raft.apply(num(0), SECOND).await.expect("apply");
+    let store = cluster.parts[leader].logs.clone();
+    *store.delay.lock().expect("lock") = Duration::from_millis(2);
+    let calls_before = store.calls.load(Ordering::SeqCst);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..400 {
+        let raft = raft.clone();
+        tasks.spawn(async move { raft.apply(num(n % 3), SECOND * 10).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.expect("task").expect("apply");
+    }
+    let calls = store.calls.load(Ordering::SeqCst) - calls_before;
+    assert!(calls <= 100, "400 concurrent applies took {calls} store_logs calls: no group commit");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelining_keeps_several_appends_in_flight_within_the_limit() {
+    let network = transport_inmem::InmemNetwork::new(3);
+    let max_in_flight = Arc::new(AtomicUsize::new(0));
+    let hold = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let transport = WatchedTransport {
+            inner: network.transport(addr(i)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            max_in_flight: max_in_flight.clone(),
+            hold_appends: hold.clone(),
+        };
+        let mut config = config(id(i).as_str());
+        config.max_inflight = 4;
+        config.max_append_entries = 4;
+        let raft = Raft::new(
+            config,
+            SumFsm::default(),
+            store_mem::MemLogStore::new(),
+            store_mem::MemStableStore::new(),
+            store_mem::InmemSnapshotStore::new(),
+            transport,
+        )
+        .await
+        .expect("start");
+        raft.bootstrap_cluster(configuration(3)).await.expect("bootstrap");
+        nodes.push(raft);
+    }
+    let leader = wait_for("a leader", SECOND * 10, || nodes.iter().find(|r| r.is_leader()).cloned()).await;
+    leader.apply(num(1), SECOND).await.expect("apply");
+    max_in_flight.store(0, Ordering::SeqCst);
+    *hold.lock().expect("lock") = Duration::from_millis(5);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..200 {
+        let leader = leader.clone();
+        tasks.spawn(async move { leader.apply(num(n), SECOND * 10).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.expect("task").expect("apply");
+    }
+    let max = max_in_flight.load(Ordering::SeqCst);
+    // Two followers, each with at most 4 in flight.
+    assert!(max > 2, "at most {max} appends were in flight: no pipelining");
+    assert!(max <= 8, "{max} appends in flight exceeds 4 per follower");
+    for raft in nodes {
+        raft.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_do_not_wait_behind_a_slow_append() {
+    let network = transport_inmem::InmemNetwork::new(4);
+    let hold = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let transport = WatchedTransport {
+            inner: network.transport(addr(i)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            max_in_flight: Arc::new(AtomicUsize::new(0)),
+            hold_appends: hold.clone(),
+        };
+        let raft = Raft::new(
+            config(id(i).as_str()),
+            SumFsm::default(),
+            store_mem::MemLogStore::new(),
+            store_mem::MemStableStore::new(),
+            store_mem::InmemSnapshotStore::new(),
+            transport,
+        )
+        .await
+        .expect("start");
+        raft.bootstrap_cluster(configuration(3)).await.expect("bootstrap");
+        nodes.push(raft);
+    }
+    let leader = wait_for("a leader", SECOND * 10, || nodes.iter().find(|r| r.is_leader()).cloned()).await;
+    leader.apply(num(1), SECOND).await.expect("apply");
+    let term = leader.current_term();
+    // Every append with entries now takes four heartbeat timeouts to arrive.
+    *hold.lock().expect("lock") = Duration::from_millis(400);
+    let started = Instant::now();
+    leader.apply(num(2), SECOND * 5).await.expect("a slow append still commits");
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert!(leader.is_leader(), "followers timed out while an append was slow");
+    assert_eq!(leader.current_term(), term, "an election ran while heartbeats should have flowed");
+    for raft in nodes {
+        raft.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_config_changes_a_running_node() {
+    let cluster = TestCluster::new(1).await;
+    let raft = cluster.raft(cluster.leader().await);
+    let mut reload = ReloadableConfig::from_config(&config("node-0"));
+    reload.trailing_logs = 5;
+    raft.reload_config(reload.clone()).await.expect("reload");
+    reload.heartbeat_timeout = Duration::from_millis(1);
+    assert!(matches!(raft.reload_config(reload).await, Err(RaftError::Config(_))));
+    raft.apply(num(1), SECOND).await.expect("still serving");
+    cluster.shutdown().await;
+}

@@ -1,0 +1,308 @@
+//! Helpers for the node tests: a small FSM, store and transport wrappers
+//! that let a test stall or observe them, and a cluster on the in-memory network.
+
+#![allow(dead_code, unreachable_pub)]
+
+use bytes::Bytes;
+use raft_core::*;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+use store_mem::{InmemSnapshotStore, MemLogStore, MemStableStore};
+use tokio::time::Instant;
+use transport_inmem::{InmemNetwork, InmemTransport};
+
+/// Sums the numbers it is given; answers each command with the new sum.
+#[derive(Default)]
+pub struct SumFsm {
+    pub sum: Arc<AtomicU64>,
+}
+
+impl Fsm for SumFsm {
+    type Response = u64;
+
+    fn apply(&mut self, log: &Log) -> u64 {
+        let n: u64 = std::str::from_utf8(&log.data).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+        self.sum.fetch_add(n, Ordering::SeqCst) + n
+    }
+
+    fn snapshot(&mut self) -> Result<Box<dyn FsmSnapshot>, FsmError> {
+        Ok(Box::new(SumSnapshot(self.sum.load(Ordering::SeqCst))))
+    }
+
+    fn restore(&mut self, mut snapshot: SnapshotReader) -> Result<(), FsmError> {
+        let mut bytes = [0u8; 8];
+        snapshot.read_exact(&mut bytes)?;
+        self.sum.store(u64::from_le_bytes(bytes), Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+struct SumSnapshot(u64);
+
+impl FsmSnapshot for SumSnapshot {
+    fn persist(&mut self, sink: &mut dyn Write) -> Result<(), FsmError> {
+        sink.write_all(&self.0.to_le_bytes())?;
+        Ok(())
+    }
+}
+
+/// A log store that counts `store_logs` calls, can be made to block them,
+/// and can be slowed down.
+#[derive(Default)]
+pub struct GatedLogStore {
+    pub inner: MemLogStore,
+    pub calls: AtomicUsize,
+    pub entries: AtomicUsize,
+    closed: Mutex<bool>,
+    opened: Condvar,
+    pub delay: Mutex<Duration>,
+}
+
+impl GatedLogStore {
+    /// Makes later writes block until `open`.
+    pub fn close_gate(&self) {
+        *self.closed.lock().expect("lock") = true;
+    }
+
+    /// Lets blocked and later writes through.
+    pub fn open_gate(&self) {
+        *self.closed.lock().expect("lock") = false;
+        self.opened.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut closed = self.closed.lock().expect("lock");
+        while *closed {
+            closed = self.opened.wait(closed).expect("wait");
+        }
+        drop(closed);
+        let delay = *self.delay.lock().expect("lock");
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+    }
+}
+
+impl LogStore for GatedLogStore {
+    fn first_index(&self) -> Result<u64, StoreError> {
+        self.inner.first_index()
+    }
+    fn last_index(&self) -> Result<u64, StoreError> {
+        self.inner.last_index()
+    }
+    fn get_log(&self, index: u64) -> Result<Option<Log>, StoreError> {
+        self.inner.get_log(index)
+    }
+    fn store_logs(&self, logs: &[Log]) -> Result<(), StoreError> {
+        self.store_logs_with_commit(logs, 0)
+    }
+    fn store_logs_with_commit(&self, logs: &[Log], commit_index: u64) -> Result<(), StoreError> {
+        self.wait();
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.entries.fetch_add(logs.len(), Ordering::SeqCst);
+        self.inner.store_logs_with_commit(logs, commit_index)
+    }
+    fn commit_index(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.commit_index()
+    }
+    fn delete_range(&self, min: u64, max: u64) -> Result<(), StoreError> {
+        self.wait();
+        self.inner.delete_range(min, max)
+    }
+}
+
+/// A transport that records how many AppendEntries with entries are in
+/// flight at once, and can hold those back for a while.
+pub struct WatchedTransport {
+    pub inner: InmemTransport,
+    pub in_flight: Arc<AtomicUsize>,
+    pub max_in_flight: Arc<AtomicUsize>,
+    pub hold_appends: Arc<Mutex<Duration>>,
+}
+
+impl Transport for WatchedTransport {
+    fn local_addr(&self) -> ServerAddress {
+        self.inner.local_addr()
+    }
+    fn consumer(&self) -> Result<RpcReceiver, TransportError> {
+        self.inner.consumer()
+    }
+    fn append_entries(
+        &self,
+        target: ServerAddress,
+        request: AppendEntriesRequest,
+    ) -> BoxFuture<'_, Result<AppendEntriesResponse, TransportError>> {
+        Box::pin(async move {
+            if request.entries.is_empty() {
+                return self.inner.append_entries(target, request).await;
+            }
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            let hold = *self.hold_appends.lock().expect("lock");
+            if !hold.is_zero() {
+                tokio::time::sleep(hold).await;
+            }
+            let result = self.inner.append_entries(target, request).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            result
+        })
+    }
+    fn request_vote(
+        &self,
+        target: ServerAddress,
+        request: RequestVoteRequest,
+    ) -> BoxFuture<'_, Result<RequestVoteResponse, TransportError>> {
+        self.inner.request_vote(target, request)
+    }
+    fn pre_vote(
+        &self,
+        target: ServerAddress,
+        request: PreVoteRequest,
+    ) -> BoxFuture<'_, Result<PreVoteResponse, TransportError>> {
+        self.inner.pre_vote(target, request)
+    }
+    fn install_snapshot(
+        &self,
+        target: ServerAddress,
+        request: InstallSnapshotRequest,
+        data: SnapshotStream,
+    ) -> BoxFuture<'_, Result<InstallSnapshotResponse, TransportError>> {
+        self.inner.install_snapshot(target, request, data)
+    }
+    fn timeout_now(
+        &self,
+        target: ServerAddress,
+        request: TimeoutNowRequest,
+    ) -> BoxFuture<'_, Result<TimeoutNowResponse, TransportError>> {
+        self.inner.timeout_now(target, request)
+    }
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        self.inner.shutdown()
+    }
+}
+
+/// The config the node tests use.
+pub fn config(id: &str) -> Config {
+    let mut config = Config::fast(id);
+    config.heartbeat_timeout = Duration::from_millis(100);
+    config.election_timeout = Duration::from_millis(100);
+    config.leader_lease_timeout = Duration::from_millis(100);
+    config
+}
+
+pub fn addr(i: usize) -> ServerAddress {
+    ServerAddress::new(format!("node-{i}"))
+}
+
+pub fn id(i: usize) -> ServerId {
+    ServerId::new(format!("node-{i}"))
+}
+
+pub fn configuration(n: usize) -> Configuration {
+    Configuration::new((0..n).map(|i| Server::voter(id(i), addr(i))).collect())
+}
+
+/// One node's parts that outlive a restart.
+#[derive(Clone, Default)]
+pub struct Parts {
+    pub logs: Arc<GatedLogStore>,
+    pub stable: Arc<MemStableStore>,
+    pub snapshots: InmemSnapshotStore,
+    pub sum: Arc<AtomicU64>,
+}
+
+/// A cluster of `SumFsm` nodes on an in-memory network.
+pub struct TestCluster {
+    pub network: InmemNetwork,
+    pub parts: Vec<Parts>,
+    pub nodes: Vec<Option<Raft<SumFsm>>>,
+    pub config: fn(&str) -> Config,
+}
+
+impl TestCluster {
+    pub async fn new(n: usize) -> Self {
+        Self::with_config(n, config).await
+    }
+
+    pub async fn with_config(n: usize, config: fn(&str) -> Config) -> Self {
+        let seed = rand_seed();
+        let mut cluster = Self {
+            network: InmemNetwork::new(seed),
+            parts: (0..n).map(|_| Parts::default()).collect(),
+            nodes: (0..n).map(|_| None).collect(),
+            config,
+        };
+        for i in 0..n {
+            cluster.start(i).await;
+            cluster.raft(i).bootstrap_cluster(configuration(n)).await.expect("bootstrap");
+        }
+        cluster
+    }
+
+    pub async fn start(&mut self, i: usize) {
+        let parts = self.parts[i].clone();
+        let fsm = SumFsm { sum: parts.sum.clone() };
+        let transport = self.network.transport(addr(i));
+        let raft = Raft::new(
+            (self.config)(id(i).as_str()),
+            fsm,
+            parts.logs,
+            parts.stable,
+            parts.snapshots,
+            transport,
+        )
+        .await
+        .expect("start node");
+        self.nodes[i] = Some(raft);
+    }
+
+    pub async fn crash(&mut self, i: usize) {
+        if let Some(raft) = self.nodes[i].take() {
+            raft.shutdown().await.expect("shutdown");
+        }
+    }
+
+    pub fn raft(&self, i: usize) -> Raft<SumFsm> {
+        self.nodes[i].clone().expect("node running")
+    }
+
+    /// Waits for a leader among the running, connected nodes.
+    pub async fn leader(&self) -> usize {
+        wait_for("a leader", Duration::from_secs(10), || {
+            self.nodes.iter().enumerate().find_map(|(i, n)| {
+                n.as_ref().filter(|r| r.is_leader() && self.network.is_connected(&addr(i))).map(|_| i)
+            })
+        })
+        .await
+    }
+
+    pub async fn shutdown(mut self) {
+        for i in 0..self.nodes.len() {
+            self.crash(i).await;
+        }
+    }
+}
+
+fn rand_seed() -> u64 {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    nanos as u64
+}
+
+/// Polls `check` until it yields a value, failing after `timeout`.
+pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+pub fn num(n: u64) -> Bytes {
+    Bytes::from(n.to_string())
+}
