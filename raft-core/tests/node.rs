@@ -318,11 +318,14 @@ async fn concurrent_applies_are_group_committed() {
     cluster.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipelining_keeps_several_appends_in_flight_within_the_limit() {
-    let network = transport_inmem::InmemNetwork::new(3);
-    let max_in_flight = Arc::new(AtomicUsize::new(0));
-    let hold = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+/// Three nodes whose transports record appends in flight and can hold them back.
+async fn watched_cluster(
+    seed: u64,
+    max_in_flight: &Arc<AtomicUsize>,
+    hold: &Arc<std::sync::Mutex<Duration>>,
+    config: fn(&str) -> Config,
+) -> Vec<Raft<SumFsm>> {
+    let network = transport_inmem::InmemNetwork::new(seed);
     let mut nodes = Vec::new();
     for i in 0..3 {
         let transport = WatchedTransport {
@@ -331,11 +334,8 @@ async fn pipelining_keeps_several_appends_in_flight_within_the_limit() {
             max_in_flight: max_in_flight.clone(),
             hold_appends: hold.clone(),
         };
-        let mut config = config(id(i).as_str());
-        config.max_inflight = 4;
-        config.max_append_entries = 4;
         let raft = Raft::new(
-            config,
+            config(id(i).as_str()),
             SumFsm::default(),
             store_mem::MemLogStore::new(),
             store_mem::MemStableStore::new(),
@@ -347,6 +347,21 @@ async fn pipelining_keeps_several_appends_in_flight_within_the_limit() {
         raft.bootstrap_cluster(configuration(3)).await.expect("bootstrap");
         nodes.push(raft);
     }
+    nodes
+}
+
+fn pipelined_config(id: &str) -> Config {
+    let mut config = config(id);
+    config.max_inflight = 4;
+    config.max_append_entries = 4;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelining_keeps_several_appends_in_flight_within_the_limit() {
+    let max_in_flight = Arc::new(AtomicUsize::new(0));
+    let hold = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+    let nodes = watched_cluster(3, &max_in_flight, &hold, pipelined_config).await;
     let leader = wait_for("a leader", SECOND * 10, || nodes.iter().find(|r| r.is_leader()).cloned()).await;
     leader.apply(num(1), SECOND).await.expect("apply");
     max_in_flight.store(0, Ordering::SeqCst);
@@ -370,29 +385,8 @@ async fn pipelining_keeps_several_appends_in_flight_within_the_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_do_not_wait_behind_a_slow_append() {
-    let network = transport_inmem::InmemNetwork::new(4);
     let hold = Arc::new(std::sync::Mutex::new(Duration::ZERO));
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        let transport = WatchedTransport {
-            inner: network.transport(addr(i)),
-            in_flight: Arc::new(AtomicUsize::new(0)),
-            max_in_flight: Arc::new(AtomicUsize::new(0)),
-            hold_appends: hold.clone(),
-        };
-        let raft = Raft::new(
-            config(id(i).as_str()),
-            SumFsm::default(),
-            store_mem::MemLogStore::new(),
-            store_mem::MemStableStore::new(),
-            store_mem::InmemSnapshotStore::new(),
-            transport,
-        )
-        .await
-        .expect("start");
-        raft.bootstrap_cluster(configuration(3)).await.expect("bootstrap");
-        nodes.push(raft);
-    }
+    let nodes = watched_cluster(4, &Arc::new(AtomicUsize::new(0)), &hold, config).await;
     let leader = wait_for("a leader", SECOND * 10, || nodes.iter().find(|r| r.is_leader()).cloned()).await;
     leader.apply(num(1), SECOND).await.expect("apply");
     let term = leader.current_term();
