@@ -10,6 +10,8 @@
 //! - [`log`]: [`Log`], [`LogKind`] and the [`LogStore`] trait with its [`StoreError`].
 //! - [`stable`]: the [`StableStore`] trait (term, vote, commit index).
 //! - [`snapshot`]: [`SnapshotMeta`], the [`SnapshotStore`] trait and its [`SnapshotSink`].
+//! - [`file_snapshot`]: [`FileSnapshotStore`], snapshots on disk, atomic and CRC-checked.
+//! - [`discard_snapshot`]: [`DiscardSnapshotStore`], which keeps nothing.
 //! - [`commands`]: the RPC messages (AppendEntries, RequestVote, PreVote, InstallSnapshot, TimeoutNow).
 //! - [`transport`]: the async [`Transport`] trait and incoming [`Rpc`]s.
 //! - [`fsm`]: the user's state machine, [`Fsm`] and [`FsmSnapshot`].
@@ -31,6 +33,8 @@
 pub mod codec;
 pub mod commands;
 pub mod configuration;
+pub mod discard_snapshot;
+pub mod file_snapshot;
 pub mod fsm;
 pub mod log;
 pub mod snapshot;
@@ -39,6 +43,8 @@ pub mod transport;
 
 pub use commands::*;
 pub use configuration::{Configuration, ConfigurationError, Server, ServerAddress, ServerId, Suffrage};
+pub use discard_snapshot::DiscardSnapshotStore;
+pub use file_snapshot::FileSnapshotStore;
 pub use fsm::{Fsm, FsmError, FsmSnapshot};
 pub use log::{Log, LogKind, LogStore, StoreError};
 pub use snapshot::{
