@@ -261,6 +261,11 @@ impl Cluster {
         }
     }
 
+    /// Node `i`'s stores.
+    pub fn stores(&self, i: usize) -> &NodeStores {
+        &self.nodes[i].stores
+    }
+
     /// Whether node `i` is running.
     pub fn is_running(&self, i: usize) -> bool {
         self.nodes[i].raft.is_some()

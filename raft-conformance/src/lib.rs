@@ -357,6 +357,13 @@ macro_rules! cluster_suite {
                 unreliable_churn,
                 prevote_keeps_term,
                 leader_steps_down_without_quorum,
+                snapshot_basic,
+                snapshot_install,
+                snapshot_install_unreliable,
+                snapshot_install_after_crash,
+                snapshot_all_crash_and_restart,
+                snapshot_restart_without_log,
+                snapshot_store_failure_keeps_serving,
             ]
         );
     };

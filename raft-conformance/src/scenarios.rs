@@ -3,6 +3,10 @@
 //! into a `#[test]` for a given network and store factory. Most follow the
 //! MIT 6.824 Raft tests and the Raft paper's figures.
 
+mod snapshots;
+
+pub use snapshots::*;
+
 use crate::cluster::{Cluster, Network, StoreFactory};
 use bytes::Bytes;
 use rand::Rng;
@@ -12,10 +16,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// An election timeout of the scenarios' config, to wait in multiples of.
-const ELECTION: Duration = Duration::from_millis(100);
+pub(crate) const ELECTION: Duration = Duration::from_millis(100);
 
 /// A distinct command for step `n` of a scenario.
-fn cmd(n: u64) -> Bytes {
+pub(crate) fn cmd(n: u64) -> Bytes {
     Bytes::from(format!("command {n}"))
 }
 

@@ -84,6 +84,18 @@ impl Checker {
         self.lock().violation.clone()
     }
 
+    /// The first committed command up to `index` that `node` has not
+    /// applied, if any: a node that applied past a command must hold it.
+    pub fn missing_on(&self, node: usize, index: u64) -> Option<(u64, Bytes)> {
+        let state = self.lock();
+        let applied = state.applied.get(&node);
+        state
+            .committed
+            .range(..=index)
+            .find(|(i, _)| applied.is_none_or(|a| !a.contains_key(*i)))
+            .map(|(i, c)| (*i, c.clone()))
+    }
+
     /// What `node` has applied, in index order.
     pub fn applied_by(&self, node: usize) -> Vec<(u64, Bytes)> {
         self.lock()

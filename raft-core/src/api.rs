@@ -2,7 +2,7 @@
 
 use crate::config::{Config, ReloadableConfig};
 use crate::error::RaftError;
-use crate::fsm::runner::{Applied, FsmHandle};
+use crate::fsm::runner::{Applied, AppliedPoint, FsmHandle};
 use crate::log_cache::LogCache;
 use crate::observer::Observation;
 use crate::raft::{
@@ -11,8 +11,8 @@ use crate::raft::{
 use crate::state::{RaftState, Shared, Stats};
 use crate::storage::Storage;
 use crate::{
-    Configuration, Fsm, LogKind, LogStore, ServerAddress, ServerId, SnapshotStore, StableStore, StoreError,
-    Transport,
+    Configuration, Fsm, LogKind, LogStore, ServerAddress, ServerId, SnapshotMeta, SnapshotReader,
+    SnapshotStore, StableStore, StoreError, Transport,
 };
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
@@ -87,44 +87,56 @@ impl<F: Fsm> Raft<F> {
         config.validate()?;
         let log_store: Arc<dyn LogStore> = Arc::new(log_store);
         let stable: Arc<dyn StableStore> = Arc::new(stable_store);
-        let _snapshots: Arc<dyn SnapshotStore> = Arc::new(snapshot_store);
+        let snapshots: Arc<dyn SnapshotStore> = Arc::new(snapshot_store);
         let transport: Arc<dyn Transport> = Arc::new(transport);
-
-        let recovered = {
-            let (log_store, stable) = (log_store.clone(), stable.clone());
-            tokio::task::spawn_blocking(move || recover(&*log_store, &*stable))
-                .await
-                .map_err(|_| RaftError::Shutdown)??
+        let skip_restore = config.no_snapshot_restore_on_start;
+        let (fsm, recovered) = {
+            let (log_store, stable, snapshots) = (log_store.clone(), stable.clone(), snapshots.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut fsm = fsm;
+                let snapshot = restore_newest_snapshot(&mut fsm, &*snapshots, skip_restore);
+                recover(&*log_store, &*stable, snapshot.as_ref()).map(|recovered| (fsm, recovered))
+            })
+            .await
+            .map_err(|_| RaftError::Shutdown)??
         };
+        Self::start(config, fsm, log_store, stable, snapshots, transport, recovered).await
+    }
+
+    /// Starts the node's helpers and task from what was recovered.
+    async fn start(
+        config: Config,
+        fsm: F,
+        log_store: Arc<dyn LogStore>,
+        stable: Arc<dyn StableStore>,
+        snapshots: Arc<dyn SnapshotStore>,
+        transport: Arc<dyn Transport>,
+        recovered: Recovered,
+    ) -> Result<Self, RaftError> {
         let rpcs = transport.consumer()?;
         let shared = Arc::new(Shared::default());
-        shared.set_configuration(
-            recovered.configurations.latest_index,
-            recovered.configurations.latest.clone(),
-        );
+        let configurations = &recovered.configurations;
+        shared.set_configuration(configurations.latest_index, configurations.latest.clone());
+        shared.last_snapshot_index.store(recovered.snapshot.index, Ordering::Release);
         let (observers, _) = broadcast::channel(OBSERVER_QUEUE);
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (requests_tx, requests) = mpsc::channel(REQUEST_QUEUE);
         let (shutdown_tx, shutdown) = watch::channel(false);
         let (applied_tx, applied) = watch::channel(0);
         let log = Arc::new(LogCache::new(log_store, config.log_cache_size));
-        let storage = Storage::start(log.clone(), events_tx.clone(), config.max_append_entries)
-            .map_err(|e| RaftError::Store(StoreError::Io(e)))?;
-        let fsm = FsmHandle::start(
-            fsm,
-            log.clone(),
-            shared.clone(),
-            applied_tx,
-            0,
-            config.batch_apply,
-            config.max_append_entries,
-        )
-        .map_err(|e| RaftError::Store(StoreError::Io(e)))?;
-        if recovered.commit_index > 0 {
+        log.set_snapshot(recovered.snapshot.index, recovered.snapshot.term);
+        let io_error = |e| RaftError::Store(StoreError::Io(e));
+        let storage =
+            Storage::start(log.clone(), events_tx.clone(), config.max_append_entries).map_err(io_error)?;
+        let (batch_apply, max_batch) = (config.batch_apply, config.max_append_entries);
+        let point = recovered.snapshot.clone();
+        let fsm =
+            FsmHandle::start(fsm, log.clone(), shared.clone(), applied_tx, point, batch_apply, max_batch)
+                .map_err(io_error)?;
+        if recovered.commit_index > recovered.snapshot.index {
             fsm.commit(recovered.commit_index, Vec::new()).await;
         }
-        let id = config.local_id.clone();
-        let addr = transport.local_addr();
+        let (id, addr) = (config.local_id.clone(), transport.local_addr());
         let node: Node<F> = Node {
             id: id.clone(),
             addr: addr.clone(),
@@ -145,7 +157,12 @@ impl<F: Fsm> Raft<F> {
             voted_for: recovered.voted_for,
             last_index: recovered.last_index,
             last_term: recovered.last_term,
-            snapshot_index: 0,
+            snapshot_index: recovered.snapshot.index,
+            snapshot_term: recovered.snapshot.term,
+            snapshots,
+            snapshot_in_progress: false,
+            snapshot_deadline: Instant::now() + crate::election::randomized(config.snapshot_interval),
+            snapshot_task: None,
             commit_index: recovered.commit_index,
             configurations: recovered.configurations,
             leader: None,
@@ -257,6 +274,42 @@ impl<F: Fsm> Raft<F> {
         }
     }
 
+    /// Takes a snapshot now (the node also takes them on its own once
+    /// `snapshot_threshold` entries were applied since the last one), then
+    /// compacts the log keeping `trailing_logs` entries. Returns the new
+    /// snapshot's meta; [`RaftError::NothingNewToSnapshot`] if nothing was
+    /// applied since the last one, [`RaftError::SnapshotInProgress`] if one
+    /// is being taken.
+    pub async fn snapshot(&self) -> Result<SnapshotMeta, RaftError> {
+        self.request(|reply| Request::Snapshot { reply }, None).await
+    }
+
+    /// Replaces the whole cluster's state with a snapshot from elsewhere (a
+    /// backup), as hashicorp/raft's `Restore`, on the leader: the state read
+    /// from `snapshot` (`meta.size` bytes) is stored as a new snapshot,
+    /// restored into the FSM, and the log restarts after it; followers catch
+    /// up by installing it. Only `meta.size` and `meta.version` are used: the
+    /// new snapshot gets this cluster's next index, term and configuration.
+    /// Returns the index the snapshot stands at.
+    ///
+    /// This is an operator's tool for disaster recovery. Commands in flight
+    /// on the leader fail with [`RaftError::LeadershipLost`] and are lost.
+    pub async fn restore(
+        &self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotReader,
+        timeout: Duration,
+    ) -> Result<u64, RaftError> {
+        if meta.version != crate::SNAPSHOT_VERSION {
+            return Err(RaftError::Snapshot(crate::SnapshotError::UnsupportedVersion {
+                id: meta.id.clone(),
+                version: meta.version,
+            }));
+        }
+        let size = meta.size;
+        self.request(|reply| Request::Restore { size, reader: snapshot, reply }, Some(timeout)).await
+    }
+
     /// This node's role.
     pub fn state(&self) -> RaftState {
         self.inner.shared.state()
@@ -343,27 +396,91 @@ impl<F: Fsm> Raft<F> {
     }
 }
 
-/// Reads term, vote, log bounds, commit index and configurations back.
-fn recover(log: &dyn LogStore, stable: &dyn StableStore) -> Result<Recovered, StoreError> {
+/// Restores the FSM from the newest snapshot that opens and restores
+/// cleanly, falling back to older ones; returns its meta. With `skip_restore`
+/// the FSM is left alone (it keeps its own state) and the newest meta is
+/// returned as the point the FSM stands at.
+fn restore_newest_snapshot<F: Fsm>(
+    fsm: &mut F,
+    store: &dyn SnapshotStore,
+    skip_restore: bool,
+) -> Option<SnapshotMeta> {
+    let metas = match store.list() {
+        Ok(metas) => metas,
+        Err(error) => {
+            tracing::error!(%error, "listing snapshots failed; starting without one");
+            return None;
+        }
+    };
+    if skip_restore {
+        return metas.into_iter().next();
+    }
+    for meta in metas {
+        let restored = store
+            .open(&meta.id)
+            .map_err(RaftError::from)
+            .and_then(|(_, reader)| fsm.restore(reader).map_err(RaftError::from));
+        match restored {
+            Ok(()) => {
+                tracing::info!(id = %meta.id, index = meta.index, "restored the FSM from a snapshot");
+                return Some(meta);
+            }
+            Err(error) => tracing::warn!(id = %meta.id, %error, "snapshot unusable; trying an older one"),
+        }
+    }
+    None
+}
+
+/// Reads term, vote, log bounds, commit index and configurations back,
+/// starting from `snapshot` when there is one. A log that does not continue
+/// the snapshot (it ends before it, or disagrees at its index) is cleared.
+fn recover(
+    log: &dyn LogStore,
+    stable: &dyn StableStore,
+    snapshot: Option<&SnapshotMeta>,
+) -> Result<Recovered, StoreError> {
     let term = stable.get_u64(KEY_CURRENT_TERM)?.unwrap_or(0);
     let vote_term = stable.get_u64(KEY_LAST_VOTE_TERM)?.unwrap_or(0);
     let voted_for = match (vote_term == term && term > 0, stable.get(KEY_LAST_VOTE_CAND)?) {
         (true, Some(candidate)) => Some(ServerId(String::from_utf8_lossy(&candidate).into_owned())),
         _ => None,
     };
-    let first_index = log.first_index()?;
-    let last_index = log.last_index()?;
-    let last_term = match last_index {
-        0 => 0,
-        index => log.get_log(index)?.map(|l| l.term).ok_or_else(|| StoreError::Corrupt {
-            location: format!("log index {index}"),
-            reason: "last_index names an entry the store does not return".into(),
-        })?,
-    };
-    let commit_index = log.commit_index()?.unwrap_or(0).min(last_index);
+    let mut point = AppliedPoint::default();
     let mut configurations = Configurations::default();
-    let mut next = first_index.max(1);
-    while last_index > 0 && next <= last_index {
+    if let Some(meta) = snapshot {
+        point = AppliedPoint {
+            index: meta.index,
+            term: meta.term,
+            configuration: meta.configuration.clone(),
+            configuration_index: meta.configuration_index,
+        };
+        configurations = Configurations {
+            latest: meta.configuration.clone(),
+            latest_index: meta.configuration_index,
+            committed: meta.configuration.clone(),
+            committed_index: meta.configuration_index,
+        };
+        let continues = log.last_index()? >= meta.index
+            && log.get_log(meta.index)?.is_none_or(|entry| entry.term == meta.term)
+            && log.first_index()? <= meta.index + 1;
+        if !continues {
+            log.delete_range(0, u64::MAX)?;
+        }
+    }
+    let first_index = log.first_index()?;
+    let (last_index, last_term) = match log.last_index()? {
+        0 => (point.index, point.term),
+        index => {
+            let entry = log.get_log(index)?.ok_or_else(|| StoreError::Corrupt {
+                location: format!("log index {index}"),
+                reason: "last_index names an entry the store does not return".into(),
+            })?;
+            (index, entry.term)
+        }
+    };
+    let commit_index = log.commit_index()?.unwrap_or(0).min(last_index).max(point.index);
+    let mut next = first_index.max(point.configuration_index + 1).max(1);
+    while first_index > 0 && next <= last_index {
         let batch = log.get_logs(next, last_index, SCAN_BYTES_MAX)?;
         let Some(tail) = batch.last() else { break };
         next = tail.index + 1;
@@ -379,5 +496,5 @@ fn recover(log: &dyn LogStore, stable: &dyn StableStore) -> Result<Recovered, St
             configurations.latest_index = entry.index;
         }
     }
-    Ok(Recovered { term, voted_for, last_index, last_term, commit_index, configurations })
+    Ok(Recovered { term, voted_for, last_index, last_term, commit_index, configurations, snapshot: point })
 }

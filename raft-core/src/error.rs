@@ -30,6 +30,12 @@ pub enum RaftError {
     /// `bootstrap_cluster` was called on a node that already has state.
     #[error("the node already has state and cannot be bootstrapped")]
     CantBootstrap,
+    /// A snapshot was asked for, but nothing was applied since the last one.
+    #[error("nothing new to snapshot")]
+    NothingNewToSnapshot,
+    /// A snapshot is already being taken.
+    #[error("a snapshot is already in progress")]
+    SnapshotInProgress,
     /// A leadership transfer is in progress, so the leader accepts no commands.
     #[error("a leadership transfer is in progress")]
     LeadershipTransferInProgress,

@@ -65,6 +65,19 @@ impl LogCache {
         }
     }
 
+    /// Drops cached entries up to and including `index` (compaction).
+    pub(crate) fn discard_through(&self, index: u64) {
+        let mut inner = self.lock();
+        while inner.entries.front().is_some_and(|(log, _)| log.index <= index) {
+            inner.entries.pop_front();
+        }
+    }
+
+    /// Drops everything cached (a snapshot replaced the log).
+    pub(crate) fn clear(&self) {
+        self.lock().entries.clear();
+    }
+
     /// Records that storage operations up to `seq` have completed.
     pub(crate) fn mark_written(&self, seq: u64) {
         let mut inner = self.lock();
@@ -72,7 +85,8 @@ impl LogCache {
         inner.evict();
     }
 
-    #[cfg(test)]
+    /// Records the newest snapshot's last index and term, which `term_at`
+    /// answers for once the log is compacted.
     pub(crate) fn set_snapshot(&self, index: u64, term: u64) {
         self.lock().snapshot = (index, term);
     }

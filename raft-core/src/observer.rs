@@ -42,6 +42,11 @@ pub enum Observation {
         /// Whether the vote was granted.
         granted: bool,
     },
+    /// Taking a snapshot failed; the node goes on serving from its log.
+    SnapshotFailed {
+        /// What went wrong.
+        reason: String,
+    },
     /// A leader stepped down because its log store stalled.
     LogStoreStalled {
         /// How long the write had been running.

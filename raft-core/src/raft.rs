@@ -5,6 +5,7 @@
 mod candidate;
 mod follower;
 mod leader;
+mod snapshot;
 
 use crate::config::{Config, ReloadableConfig};
 use crate::error::RaftError;
@@ -15,7 +16,7 @@ use crate::state::{RaftState, Shared};
 use crate::storage::Storage;
 use crate::{
     Configuration, Fsm, LogKind, PreVoteResponse, RequestVoteResponse, Rpc, RpcHeader, RpcReceiver,
-    RpcRejection, ServerAddress, ServerId, StableStore, StoreError, Transport,
+    ServerAddress, ServerId, StableStore, StoreError, Transport,
 };
 use bytes::Bytes;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::sleep_until;
 
 pub(crate) use leader::LeaderState;
+pub(crate) use snapshot::stream_snapshot;
 
 /// StableStore key of the current term.
 pub(crate) const KEY_CURRENT_TERM: &[u8] = b"CurrentTerm";
@@ -49,6 +51,8 @@ pub(crate) enum Event {
     PreVote { round: u64, response: PreVoteResponse },
     /// An answer to a vote request of election `round`.
     Vote { round: u64, response: RequestVoteResponse },
+    /// A snapshot finished (or failed).
+    SnapshotDone { result: Result<crate::SnapshotMeta, RaftError>, reply: Option<snapshot::SnapshotReply> },
 }
 
 /// What a [`Raft`](crate::Raft) handle asks of its node.
@@ -57,6 +61,8 @@ pub(crate) enum Request<R> {
     VerifyLeader { reply: oneshot::Sender<Result<u64, RaftError>> },
     Bootstrap { configuration: Configuration, reply: oneshot::Sender<Result<(), RaftError>> },
     Reload { config: ReloadableConfig, reply: oneshot::Sender<Result<(), RaftError>> },
+    Snapshot { reply: snapshot::SnapshotReply },
+    Restore { size: u64, reader: crate::SnapshotReader, reply: oneshot::Sender<Result<u64, RaftError>> },
 }
 
 /// One thing for a role loop to handle.
@@ -65,6 +71,7 @@ pub(crate) enum Input<R> {
     Request(Request<R>),
     Event(Event),
     Timer,
+    SnapshotTimer,
     Shutdown,
 }
 
@@ -86,6 +93,8 @@ pub(crate) struct Recovered {
     pub(crate) last_term: u64,
     pub(crate) commit_index: u64,
     pub(crate) configurations: Configurations,
+    /// The snapshot the FSM was restored from (or the start of time).
+    pub(crate) snapshot: crate::fsm::runner::AppliedPoint,
 }
 
 /// Everything a node task owns.
@@ -112,6 +121,11 @@ pub(crate) struct Node<F: Fsm> {
     pub(crate) last_index: u64,
     pub(crate) last_term: u64,
     pub(crate) snapshot_index: u64,
+    pub(crate) snapshot_term: u64,
+    pub(crate) snapshots: Arc<dyn crate::SnapshotStore>,
+    pub(crate) snapshot_in_progress: bool,
+    pub(crate) snapshot_deadline: Instant,
+    pub(crate) snapshot_task: Option<tokio::task::JoinHandle<()>>,
     pub(crate) commit_index: u64,
     pub(crate) configurations: Configurations,
     pub(crate) leader: Option<(ServerId, ServerAddress)>,
@@ -143,7 +157,10 @@ impl<F: Fsm> Node<F> {
     }
 
     async fn finish(self) {
-        let Node { storage, fsm, transport, shared, mut requests, .. } = self;
+        let Node { storage, fsm, transport, shared, mut requests, snapshot_task, .. } = self;
+        if let Some(task) = snapshot_task {
+            let _ = task.await;
+        }
         requests.close();
         while let Ok(request) = requests.try_recv() {
             fail_request(request, || RaftError::Shutdown);
@@ -265,6 +282,7 @@ impl<F: Fsm> Node<F> {
             rpc = self.rpcs.recv() => rpc.map_or(Input::Shutdown, Input::Rpc),
             request = self.requests.recv() => request.map_or(Input::Shutdown, Input::Request),
             () = sleep_until(deadline.into()) => Input::Timer,
+            () = sleep_until(self.snapshot_deadline.into()) => Input::SnapshotTimer,
         }
     }
 
@@ -275,6 +293,7 @@ impl<F: Fsm> Node<F> {
             Input::Request(request) => self.handle_request(request).await,
             Input::Event(event) => self.handle_event(event).await,
             Input::Shutdown => self.set_role(RaftState::Shutdown),
+            Input::SnapshotTimer => self.snapshot_timer_fired(),
             Input::Timer => {}
         }
     }
@@ -294,8 +313,8 @@ impl<F: Fsm> Node<F> {
                 let response = self.on_timeout_now(request).await;
                 respond.respond(Ok(response));
             }
-            Rpc::InstallSnapshot { respond, .. } => {
-                respond.respond(Err(RpcRejection("this node does not install snapshots yet".into())));
+            Rpc::InstallSnapshot { request, data, respond } => {
+                respond.respond(self.on_install_snapshot(request, data).await);
             }
         }
     }
@@ -312,6 +331,7 @@ impl<F: Fsm> Node<F> {
             Request::Reload { config, reply } => {
                 let _ = reply.send(self.reload(&config));
             }
+            Request::Snapshot { reply } => self.start_snapshot(Some(reply)),
             other => {
                 let leader = self.leader.clone();
                 fail_request(other, || RaftError::NotLeader { leader: leader.clone() });
@@ -320,6 +340,9 @@ impl<F: Fsm> Node<F> {
     }
 
     async fn handle_event(&mut self, event: Event) {
+        if let Event::SnapshotDone { result, reply } = event {
+            return self.snapshot_done(result, reply).await;
+        }
         if self.role == RaftState::Leader {
             return self.leader_event(event).await;
         }
@@ -428,6 +451,12 @@ pub(crate) fn fail_request<R>(request: Request<R>, error: impl Fn() -> RaftError
             let _ = reply.send(Err(error()));
         }
         Request::Reload { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
+        Request::Snapshot { reply } => {
+            let _ = reply.send(Err(error()));
+        }
+        Request::Restore { reply, .. } => {
             let _ = reply.send(Err(error()));
         }
     }

@@ -6,8 +6,12 @@ use crate::election::next_index_after_conflict;
 use crate::log_cache::LogCache;
 use crate::observer::Observation;
 use crate::raft::Event;
+use crate::raft::stream_snapshot;
 use crate::transport::spawn_pipeline;
-use crate::{AppendEntriesRequest, AppendEntriesResponse, RpcHeader, Server, Transport, TransportError};
+use crate::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, RpcHeader, Server, SnapshotStore,
+    Transport, TransportError,
+};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,6 +51,7 @@ pub(crate) struct Replication {
     pub(crate) header: RpcHeader,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) log: Arc<LogCache>,
+    pub(crate) snapshots: Arc<dyn SnapshotStore>,
     pub(crate) events: mpsc::Sender<Event>,
     pub(crate) observers: broadcast::Sender<Observation>,
     pub(crate) last_index: watch::Receiver<u64>,
@@ -160,6 +165,60 @@ impl Replication {
         }
     }
 
+    /// Sends the newest snapshot, streamed, for a follower that needs
+    /// entries the log no longer has.
+    async fn send_snapshot(&self) -> Outcome {
+        let store = self.snapshots.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            let newest = store.list()?.into_iter().next();
+            newest.map(|meta| store.open(&meta.id)).transpose()
+        })
+        .await;
+        let (meta, reader) = match opened {
+            Ok(Ok(Some(opened))) => opened,
+            Ok(Ok(None)) => {
+                tracing::error!(peer = %self.peer.id, "a follower needs a snapshot, and there is none");
+                return Outcome::NeedSnapshot;
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, peer = %self.peer.id, "opening the snapshot to send failed");
+                return Outcome::Failed;
+            }
+            Err(_) => return Outcome::Failed,
+        };
+        tracing::info!(peer = %self.peer.id, index = meta.index, size = meta.size, "sending a snapshot");
+        let request = InstallSnapshotRequest {
+            header: self.header.clone(),
+            snapshot_version: meta.version,
+            term: self.term,
+            last_log_index: meta.index,
+            last_log_term: meta.term,
+            configuration: meta.configuration.clone(),
+            configuration_index: meta.configuration_index,
+            size: meta.size,
+        };
+        // Generous: ten heartbeat timeouts plus a second per MiB.
+        let deadline = self.heartbeat_timeout * 10 + Duration::from_secs(meta.size >> 20);
+        let sent =
+            self.transport.install_snapshot(self.peer.address.clone(), request, stream_snapshot(reader));
+        match tokio::time::timeout(deadline, sent).await {
+            Ok(Ok(response)) if response.term > self.term => Outcome::HigherTerm(response.term),
+            Ok(Ok(response)) if response.success => {
+                self.contact.touch();
+                Outcome::Matched(meta.index)
+            }
+            Ok(Ok(_)) => Outcome::Failed,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, peer = %self.peer.id, "InstallSnapshot failed");
+                Outcome::Failed
+            }
+            Err(_) => {
+                tracing::warn!(peer = %self.peer.id, ?deadline, "InstallSnapshot timed out");
+                Outcome::Failed
+            }
+        }
+    }
+
     async fn send_one(&self, next_index: u64, last: u64, commit: u64) -> Outcome {
         let Some(request) = self.request(next_index, last, commit).await else {
             return Outcome::NeedSnapshot;
@@ -185,7 +244,11 @@ async fn replicate(mut r: Replication, mut next_index: u64) {
         let last = *r.last_index.borrow_and_update();
         let commit = *r.commit_index.borrow_and_update();
         if next_index <= last || commit > sent_commit {
-            match r.send_one(next_index, last, commit).await {
+            let mut outcome = r.send_one(next_index, last, commit).await;
+            if matches!(outcome, Outcome::NeedSnapshot) {
+                outcome = r.send_snapshot().await;
+            }
+            match outcome {
                 Outcome::Matched(index) => {
                     failures = 0;
                     sent_commit = commit;
@@ -215,7 +278,6 @@ async fn replicate(mut r: Replication, mut next_index: u64) {
                     return;
                 }
                 Outcome::NeedSnapshot => {
-                    tracing::warn!(peer = %r.peer.id, next_index, "follower needs entries no longer in the log");
                     failures += 1;
                     tokio::time::sleep(backoff(failures, r.heartbeat_interval)).await;
                 }

@@ -19,14 +19,18 @@ pub(crate) type WriteDone = oneshot::Sender<Result<(), Arc<StoreError>>>;
 pub(crate) enum StorageOp {
     /// Append entries (contiguous, continuing the log) and record `commit_index` with them.
     Append { seq: u64, logs: Vec<Log>, commit_index: u64, done: Option<WriteDone> },
-    /// Remove the entries from `index` on.
+    /// Remove the entries from `index` on (index 0: the whole log).
     TruncateFrom { seq: u64, index: u64, done: Option<WriteDone> },
+    /// Remove the entries up to and including `index` (compaction after a snapshot).
+    TruncateThrough { seq: u64, index: u64 },
 }
 
 impl StorageOp {
     fn seq(&self) -> u64 {
         match self {
-            StorageOp::Append { seq, .. } | StorageOp::TruncateFrom { seq, .. } => *seq,
+            StorageOp::Append { seq, .. }
+            | StorageOp::TruncateFrom { seq, .. }
+            | StorageOp::TruncateThrough { seq, .. } => *seq,
         }
     }
 }
@@ -123,6 +127,9 @@ impl Worker {
                     dones: done.into_iter().collect(),
                     last_index: None,
                 },
+                StorageOp::TruncateThrough { index, .. } => {
+                    Outcome { seq, result: store.delete_range(0, index), dones: Vec::new(), last_index: None }
+                }
             };
             self.busy_since.store(0, Ordering::Release);
             self.finish(outcome);

@@ -414,3 +414,114 @@ async fn reload_config_changes_a_running_node() {
     raft.apply(num(1), SECOND).await.expect("still serving");
     cluster.shutdown().await;
 }
+
+/// One node with a file snapshot store, on its own network.
+async fn file_node(
+    network: &transport_inmem::InmemNetwork,
+    logs: Arc<store_mem::MemLogStore>,
+    stable: Arc<store_mem::MemStableStore>,
+    dir: &std::path::Path,
+    sum: Arc<std::sync::atomic::AtomicU64>,
+    skip_restore: bool,
+) -> Raft<SumFsm> {
+    let mut config = config("node-0");
+    config.no_snapshot_restore_on_start = skip_restore;
+    let snapshots = FileSnapshotStore::open(dir, 2).expect("snapshot store");
+    Raft::new(config, SumFsm { sum }, logs, stable, snapshots, network.transport(addr(0)))
+        .await
+        .expect("start")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_falls_back_to_an_older_snapshot_when_the_newest_is_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let network = transport_inmem::InmemNetwork::new(11);
+    let logs = Arc::new(store_mem::MemLogStore::new());
+    let stable = Arc::new(store_mem::MemStableStore::new());
+    let sum = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let raft = file_node(&network, logs.clone(), stable.clone(), dir.path(), sum.clone(), false).await;
+    raft.bootstrap_cluster(configuration(1)).await.expect("bootstrap");
+    wait_for("leadership", SECOND * 5, || raft.is_leader().then_some(())).await;
+    raft.apply(num(1), SECOND).await.expect("apply");
+    raft.apply(num(2), SECOND).await.expect("apply");
+    let older = raft.snapshot().await.expect("snapshot");
+    raft.apply(num(4), SECOND).await.expect("apply");
+    let newer = raft.snapshot().await.expect("snapshot");
+    assert!(newer.index > older.index);
+    assert!(matches!(raft.snapshot().await, Err(RaftError::NothingNewToSnapshot)));
+    raft.apply(num(8), SECOND).await.expect("apply");
+    raft.shutdown().await.expect("shutdown");
+
+    let state = dir.path().join(&newer.id).join("state.bin");
+    let mut bytes = std::fs::read(&state).expect("read");
+    bytes[0] ^= 0xff;
+    std::fs::write(&state, bytes).expect("corrupt");
+    sum.store(0, Ordering::SeqCst);
+    let raft = file_node(&network, logs, stable, dir.path(), sum.clone(), false).await;
+    assert_eq!(raft.stats().last_snapshot_index, older.index, "started from the older snapshot");
+    // The older snapshot holds 1 + 2; the log after it replays 4 and 8.
+    wait_for("the log after the snapshot to replay", SECOND * 5, || {
+        (sum.load(Ordering::SeqCst) == 15).then_some(())
+    })
+    .await;
+    raft.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_snapshot_restore_on_start_leaves_the_fsm_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let network = transport_inmem::InmemNetwork::new(12);
+    let logs = Arc::new(store_mem::MemLogStore::new());
+    let stable = Arc::new(store_mem::MemStableStore::new());
+    let sum = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let raft = file_node(&network, logs.clone(), stable.clone(), dir.path(), sum.clone(), false).await;
+    raft.bootstrap_cluster(configuration(1)).await.expect("bootstrap");
+    wait_for("leadership", SECOND * 5, || raft.is_leader().then_some(())).await;
+    raft.apply(num(1), SECOND).await.expect("apply");
+    let snapshot = raft.snapshot().await.expect("snapshot");
+    raft.apply(num(2), SECOND).await.expect("apply");
+    raft.apply(num(0), SECOND).await.expect("apply");
+    raft.shutdown().await.expect("shutdown");
+    sum.store(100, Ordering::SeqCst);
+    let raft = file_node(&network, logs, stable, dir.path(), sum.clone(), true).await;
+    assert_eq!(raft.stats().last_snapshot_index, snapshot.index);
+    // The FSM keeps its own state (100); only entries after the snapshot apply.
+    wait_for("entries after the snapshot", SECOND * 5, || (sum.load(Ordering::SeqCst) == 102).then_some(()))
+        .await;
+    raft.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_restore_replaces_the_state_of_every_node() {
+    let cluster = TestCluster::new(3).await;
+    let leader = cluster.leader().await;
+    let raft = cluster.raft(leader);
+    raft.apply(num(5), SECOND).await.expect("apply");
+    let backup = 1000u64.to_le_bytes().to_vec();
+    let meta = SnapshotMeta {
+        id: "backup".into(),
+        index: 77,
+        term: 9,
+        configuration: Configuration::default(),
+        configuration_index: 0,
+        size: backup.len() as u64,
+        version: SNAPSHOT_VERSION,
+    };
+    let index =
+        raft.restore(&meta, Box::new(std::io::Cursor::new(backup)), SECOND * 5).await.expect("restore");
+    assert!(index > 1);
+    assert_eq!(cluster.parts[leader].sum.load(Ordering::SeqCst), 1000, "the leader's FSM holds the backup");
+    let after = raft.apply(num(5), SECOND * 2).await.expect("apply after restore");
+    assert_eq!(after.response, 1005);
+    for i in 0..3 {
+        wait_for("every node to hold the restored state", SECOND * 10, || {
+            (cluster.parts[i].sum.load(Ordering::SeqCst) == 1005).then_some(())
+        })
+        .await;
+    }
+    let short = SnapshotMeta { size: 100, ..meta };
+    let err =
+        raft.restore(&short, Box::new(std::io::Cursor::new(vec![0u8; 8])), SECOND).await.expect_err("short");
+    assert!(matches!(err, RaftError::Snapshot(_)), "{err:?}");
+    cluster.shutdown().await;
+}

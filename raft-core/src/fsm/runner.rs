@@ -1,10 +1,11 @@
 //! The FSM thread: applies committed entries in index order, each once, in
-//! batches, and answers the futures of the commands it applies.
+//! batches, and answers the futures of the commands it applies; captures the
+//! FSM for snapshots and restores it from them.
 
 use crate::error::RaftError;
 use crate::log_cache::LogCache;
 use crate::state::Shared;
-use crate::{Fsm, Log, LogKind};
+use crate::{Configuration, Fsm, FsmSnapshot, Log, LogKind, SnapshotMeta, SnapshotReader};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -25,36 +26,92 @@ pub(crate) struct Applied<R> {
 /// Where the outcome of one entry goes.
 pub(crate) type ApplyReply<R> = oneshot::Sender<Result<Applied<R>, RaftError>>;
 
+/// The point the FSM has applied up to, and the configuration in force there.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AppliedPoint {
+    pub(crate) index: u64,
+    pub(crate) term: u64,
+    pub(crate) configuration: Configuration,
+    pub(crate) configuration_index: u64,
+}
+
+/// A capture of the FSM for a snapshot, with the point it was taken at.
+pub(crate) struct Capture {
+    pub(crate) snapshot: Box<dyn FsmSnapshot>,
+    pub(crate) point: AppliedPoint,
+}
+
 /// Work for the FSM thread.
-pub(crate) enum FsmOp<R> {
+enum FsmOp<R> {
     /// Everything up to `index` is committed; `futures` wait on some of it.
     Commit { index: u64, futures: Vec<(u64, ApplyReply<R>)> },
+    /// Capture the FSM for a snapshot.
+    Capture { reply: oneshot::Sender<Result<Capture, RaftError>> },
+    /// Replace the FSM's state with a snapshot's.
+    Restore { meta: SnapshotMeta, reader: SnapshotReader, reply: oneshot::Sender<Result<(), RaftError>> },
 }
 
 /// The node's side of the FSM thread.
 pub(crate) struct FsmHandle<R> {
-    ops: mpsc::Sender<FsmOp<R>>,
+    client: FsmClient<R>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Sends work to the FSM thread; cloned into tasks that take snapshots.
+pub(crate) struct FsmClient<R> {
+    ops: mpsc::Sender<FsmOp<R>>,
+}
+
+impl<R> Clone for FsmClient<R> {
+    fn clone(&self) -> Self {
+        Self { ops: self.ops.clone() }
+    }
+}
+
+impl<R: Send + 'static> std::ops::Deref for FsmHandle<R> {
+    type Target = FsmClient<R>;
+
+    fn deref(&self) -> &FsmClient<R> {
+        &self.client
+    }
+}
+
 impl<R: Send + 'static> FsmHandle<R> {
-    /// Starts the FSM thread with the FSM having applied up to `applied`.
+    /// Starts the FSM thread with the FSM having applied up to `point`.
     pub(crate) fn start<F: Fsm<Response = R>>(
         fsm: F,
         log: Arc<LogCache>,
         shared: Arc<Shared>,
         applied_tx: watch::Sender<u64>,
-        applied: u64,
+        point: AppliedPoint,
         batch_apply: bool,
         max_batch: usize,
     ) -> std::io::Result<Self> {
         let (ops, rx) = mpsc::channel(QUEUE_DEPTH);
-        let runner =
-            Runner { fsm, log, shared, applied_tx, applied, commit: applied, batch_apply, max_batch, rx };
+        shared.applied_index.store(point.index, Ordering::Release);
+        applied_tx.send_replace(point.index);
+        let commit = point.index;
+        let runner = Runner { fsm, log, shared, applied_tx, point, commit, batch_apply, max_batch, rx };
         let thread = std::thread::Builder::new().name("raft-fsm".into()).spawn(move || runner.run())?;
-        Ok(Self { ops, thread: Some(thread) })
+        Ok(Self { client: FsmClient { ops }, thread: Some(thread) })
     }
 
+    /// Stops the thread once it has applied what it was told and waits for it.
+    /// Clones of the client keep it running until they are dropped.
+    pub(crate) async fn stop(mut self) {
+        drop(std::mem::replace(&mut self.client.ops, mpsc::channel(1).0));
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    /// A client to send work from another task.
+    pub(crate) fn client(&self) -> FsmClient<R> {
+        self.client.clone()
+    }
+}
+
+impl<R: Send + 'static> FsmClient<R> {
     /// Tells the FSM thread that everything up to `index` is committed.
     pub(crate) async fn commit(&self, index: u64, futures: Vec<(u64, ApplyReply<R>)>) {
         if self.ops.send(FsmOp::Commit { index, futures }).await.is_err() {
@@ -62,12 +119,18 @@ impl<R: Send + 'static> FsmHandle<R> {
         }
     }
 
-    /// Stops the thread once it has applied what it was told and waits for it.
-    pub(crate) async fn stop(mut self) {
-        drop(std::mem::replace(&mut self.ops, mpsc::channel(1).0));
-        if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
+    /// Captures the FSM at its applied index (after what was committed before this call).
+    pub(crate) async fn capture(&self) -> Result<Capture, RaftError> {
+        let (reply, answer) = oneshot::channel();
+        self.ops.send(FsmOp::Capture { reply }).await.map_err(|_| RaftError::Shutdown)?;
+        answer.await.map_err(|_| RaftError::Shutdown)?
+    }
+
+    /// Restores the FSM from a snapshot; it then counts as applied up to `meta.index`.
+    pub(crate) async fn restore(&self, meta: SnapshotMeta, reader: SnapshotReader) -> Result<(), RaftError> {
+        let (reply, answer) = oneshot::channel();
+        self.ops.send(FsmOp::Restore { meta, reader, reply }).await.map_err(|_| RaftError::Shutdown)?;
+        answer.await.map_err(|_| RaftError::Shutdown)?
     }
 }
 
@@ -76,16 +139,18 @@ struct Runner<F: Fsm> {
     log: Arc<LogCache>,
     shared: Arc<Shared>,
     applied_tx: watch::Sender<u64>,
-    applied: u64,
+    point: AppliedPoint,
     commit: u64,
     batch_apply: bool,
     max_batch: usize,
     rx: mpsc::Receiver<FsmOp<F::Response>>,
 }
 
+type Futures<R> = BTreeMap<u64, ApplyReply<R>>;
+
 impl<F: Fsm> Runner<F> {
     fn run(mut self) {
-        let mut futures: BTreeMap<u64, ApplyReply<F::Response>> = BTreeMap::new();
+        let mut futures: Futures<F::Response> = BTreeMap::new();
         while let Some(op) = self.rx.blocking_recv() {
             self.take(op, &mut futures);
             while let Ok(op) = self.rx.try_recv() {
@@ -95,26 +160,61 @@ impl<F: Fsm> Runner<F> {
         }
     }
 
-    fn take(&mut self, op: FsmOp<F::Response>, futures: &mut BTreeMap<u64, ApplyReply<F::Response>>) {
+    fn take(&mut self, op: FsmOp<F::Response>, futures: &mut Futures<F::Response>) {
         match op {
             FsmOp::Commit { index, futures: more } => {
                 self.commit = self.commit.max(index);
                 futures.extend(more);
             }
+            FsmOp::Capture { reply } => {
+                // Apply what was committed before the request, so the capture covers it.
+                self.apply_committed(futures);
+                let _ = reply.send(self.capture());
+            }
+            FsmOp::Restore { meta, reader, reply } => {
+                let _ = reply.send(self.restore(meta, reader));
+            }
         }
     }
 
-    fn apply_committed(&mut self, futures: &mut BTreeMap<u64, ApplyReply<F::Response>>) {
-        while self.applied < self.commit {
-            let last = self.commit.min(self.applied + self.max_batch as u64);
-            let batch = match self.log.get_range(self.applied + 1, last, BATCH_BYTES_MAX) {
-                Ok(batch) if batch.first().map(|l| l.index) == Some(self.applied + 1) => batch,
+    fn capture(&mut self) -> Result<Capture, RaftError> {
+        if self.point.index == 0 {
+            return Err(RaftError::NothingNewToSnapshot);
+        }
+        let snapshot = self.fsm.snapshot()?;
+        Ok(Capture { snapshot, point: self.point.clone() })
+    }
+
+    fn restore(&mut self, meta: SnapshotMeta, reader: SnapshotReader) -> Result<(), RaftError> {
+        self.fsm.restore(reader)?;
+        self.point = AppliedPoint {
+            index: meta.index,
+            term: meta.term,
+            configuration: meta.configuration,
+            configuration_index: meta.configuration_index,
+        };
+        self.commit = self.commit.max(meta.index);
+        self.publish();
+        Ok(())
+    }
+
+    fn publish(&self) {
+        self.shared.applied_index.store(self.point.index, Ordering::Release);
+        self.applied_tx.send_replace(self.point.index);
+    }
+
+    fn apply_committed(&mut self, futures: &mut Futures<F::Response>) {
+        while self.point.index < self.commit {
+            let next = self.point.index + 1;
+            let last = self.commit.min(self.point.index + self.max_batch as u64);
+            let batch = match self.log.get_range(next, last, BATCH_BYTES_MAX) {
+                Ok(batch) if batch.first().map(|l| l.index) == Some(next) => batch,
                 Ok(_) => {
-                    tracing::error!(index = self.applied + 1, "committed entry missing from the log");
+                    tracing::error!(index = next, "committed entry missing from the log");
                     return;
                 }
                 Err(error) => {
-                    tracing::error!(%error, index = self.applied + 1, "reading committed entries failed");
+                    tracing::error!(%error, index = next, "reading committed entries failed");
                     return;
                 }
             };
@@ -122,7 +222,7 @@ impl<F: Fsm> Runner<F> {
         }
     }
 
-    fn apply_batch(&mut self, batch: &[Log], futures: &mut BTreeMap<u64, ApplyReply<F::Response>>) {
+    fn apply_batch(&mut self, batch: &[Log], futures: &mut Futures<F::Response>) {
         let commands: Vec<Log> = batch.iter().filter(|log| log.kind == LogKind::Command).cloned().collect();
         let responses = if commands.is_empty() {
             Vec::new()
@@ -132,13 +232,22 @@ impl<F: Fsm> Runner<F> {
             commands.iter().map(|log| self.fsm.apply(log)).collect()
         };
         assert_eq!(responses.len(), commands.len(), "Fsm::apply_batch must return one response per entry");
+        for log in batch.iter().filter(|log| log.kind == LogKind::Configuration) {
+            match crate::codec::decode_configuration(log.data.clone()) {
+                Ok(configuration) => {
+                    self.point.configuration = configuration;
+                    self.point.configuration_index = log.index;
+                }
+                Err(error) => tracing::error!(%error, index = log.index, "undecodable configuration entry"),
+            }
+        }
         // Publish the applied index before answering, so a caller that gets
         // its answer sees an applied index covering its entry.
         if let Some(last) = batch.last() {
-            debug_assert_eq!(last.index, self.applied + batch.len() as u64, "applied in index order");
-            self.applied = last.index;
-            self.shared.applied_index.store(self.applied, Ordering::Release);
-            self.applied_tx.send_replace(self.applied);
+            debug_assert_eq!(last.index, self.point.index + batch.len() as u64, "applied in index order");
+            self.point.index = last.index;
+            self.point.term = last.term;
+            self.publish();
         }
         let mut responses = responses.into_iter();
         for log in batch {

@@ -97,6 +97,7 @@ impl<F: Fsm> Node<F> {
             header: crate::RpcHeader::new(self.id.clone(), self.addr.clone()),
             transport: self.transport.clone(),
             log: self.log.clone(),
+            snapshots: self.snapshots.clone(),
             events: self.events_tx.clone(),
             observers: self.observers.clone(),
             last_index: state.last_index_tx.subscribe(),
@@ -177,14 +178,14 @@ impl<F: Fsm> Node<F> {
                 }
                 self.dispatch(batch).await;
                 for request in deferred {
-                    self.leader_other_request(request);
+                    self.leader_other_request(request).await;
                 }
             }
-            other => self.leader_other_request(other),
+            other => self.leader_other_request(other).await,
         }
     }
 
-    fn leader_other_request(&mut self, request: Request<F::Response>) {
+    async fn leader_other_request(&mut self, request: Request<F::Response>) {
         match request {
             Request::VerifyLeader { reply } => self.start_verify(reply),
             Request::Reload { config, reply } => {
@@ -193,8 +194,33 @@ impl<F: Fsm> Node<F> {
             Request::Bootstrap { reply, .. } => {
                 let _ = reply.send(Err(RaftError::CantBootstrap));
             }
+            Request::Snapshot { reply } => self.start_snapshot(Some(reply)),
+            Request::Restore { size, reader, reply } => {
+                let result = self.leader_restore(size, reader).await;
+                let _ = reply.send(result);
+            }
             apply @ Request::Apply { .. } => fail_request(apply, || RaftError::Shutdown),
         }
+    }
+
+    /// Restores a user's snapshot on this leader, then appends a no-op so
+    /// the cluster commits past it.
+    async fn leader_restore(&mut self, size: u64, reader: crate::SnapshotReader) -> Result<u64, RaftError> {
+        let pending: Vec<_> = match self.leader_state.as_mut() {
+            Some(state) => std::mem::take(&mut state.pending).into_values().collect(),
+            None => return Err(RaftError::NotLeader { leader: self.leader.clone() }),
+        };
+        for reply in pending {
+            let _ = reply.send(Err(RaftError::LeadershipLost));
+        }
+        let index = self.user_restore(size, reader).await?;
+        if let Some(state) = self.leader_state.as_mut() {
+            state.commitment.force_commit(index);
+            state.commit_tx.send_replace(index);
+            state.last_index_tx.send_replace(self.last_index);
+        }
+        self.dispatch(vec![(LogKind::Noop, Bytes::new(), Bytes::new(), None)]).await;
+        Ok(index)
     }
 
     /// Starts a leadership check: a round of heartbeats that a quorum must

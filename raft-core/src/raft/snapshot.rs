@@ -1,0 +1,387 @@
+//! Snapshots in the node: taking them (on a threshold, or when asked),
+//! compacting the log after them, installing one sent by the leader, and
+//! restoring one the user provides.
+
+use super::{Event, Node};
+use crate::election::randomized;
+use crate::error::RaftError;
+use crate::fsm::runner::{Capture, FsmClient};
+use crate::observer::Observation;
+use crate::state::RaftState;
+use crate::storage::StorageOp;
+use crate::{
+    Fsm, InstallSnapshotRequest, InstallSnapshotResponse, NewSnapshot, RpcRejection, SNAPSHOT_VERSION,
+    SnapshotMeta, SnapshotReader, SnapshotStore, SnapshotStream,
+};
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use tokio::io::AsyncReadExt;
+use tokio::sync::oneshot;
+
+/// How many bytes of a snapshot move in one step.
+pub(crate) const SNAPSHOT_CHUNK: usize = 256 << 10;
+
+/// Where the outcome of a user-requested snapshot goes.
+pub(crate) type SnapshotReply = oneshot::Sender<Result<SnapshotMeta, RaftError>>;
+
+impl<F: Fsm> Node<F> {
+    pub(crate) fn reset_snapshot_timer(&mut self) {
+        self.snapshot_deadline = Instant::now() + randomized(self.config.snapshot_interval);
+    }
+
+    /// Takes a snapshot if enough has been applied since the last one.
+    pub(super) fn snapshot_timer_fired(&mut self) {
+        self.reset_snapshot_timer();
+        let applied = self.shared.applied_index.load(Ordering::Acquire);
+        if !self.snapshot_in_progress
+            && applied.saturating_sub(self.snapshot_index) >= self.config.snapshot_threshold
+        {
+            self.start_snapshot(None);
+        }
+    }
+
+    /// Starts a snapshot: the FSM is captured at once, and persisted on a
+    /// blocking thread while it goes on applying.
+    pub(super) fn start_snapshot(&mut self, reply: Option<SnapshotReply>) {
+        if self.snapshot_in_progress {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(RaftError::SnapshotInProgress));
+            }
+            return;
+        }
+        self.snapshot_in_progress = true;
+        let (fsm, store, events) = (self.fsm.client(), self.snapshots.clone(), self.events_tx.clone());
+        let last_snapshot = self.snapshot_index;
+        let task = tokio::spawn(async move {
+            let result = take_snapshot(fsm, store, last_snapshot).await;
+            let _ = events.send(Event::SnapshotDone { result, reply }).await;
+        });
+        self.snapshot_task = Some(task);
+    }
+
+    /// Records a finished snapshot and compacts the log behind it.
+    pub(super) async fn snapshot_done(
+        &mut self,
+        result: Result<SnapshotMeta, RaftError>,
+        reply: Option<SnapshotReply>,
+    ) {
+        self.snapshot_in_progress = false;
+        self.snapshot_task = None;
+        match &result {
+            Ok(meta) if meta.index > self.snapshot_index => {
+                tracing::info!(id = %self.id, index = meta.index, "snapshot taken");
+                self.set_snapshot_point(meta.index, meta.term);
+                self.compact_through(meta.index.saturating_sub(self.config.trailing_logs)).await;
+            }
+            Ok(_) => {}
+            Err(RaftError::NothingNewToSnapshot) => {}
+            Err(error) => {
+                tracing::error!(id = %self.id, %error, "taking a snapshot failed");
+                let _ = self.observers.send(Observation::SnapshotFailed { reason: error.to_string() });
+            }
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+    }
+
+    fn set_snapshot_point(&mut self, index: u64, term: u64) {
+        self.snapshot_index = index;
+        self.snapshot_term = term;
+        self.log.set_snapshot(index, term);
+        self.shared.last_snapshot_index.store(index, Ordering::Release);
+    }
+
+    /// Removes log entries up to and including `through`.
+    async fn compact_through(&mut self, through: u64) {
+        if through == 0 {
+            return;
+        }
+        self.log.discard_through(through);
+        let seq = self.seq();
+        if self.storage.submit(StorageOp::TruncateThrough { seq, index: through }).await.is_err() {
+            tracing::error!("the storage worker has stopped; the log is not compacted");
+        }
+    }
+
+    /// Makes the node's log start after a snapshot it has installed or
+    /// restored: entries after the snapshot are kept if the log agrees with
+    /// it at its index, otherwise the whole log goes.
+    async fn adopt_snapshot(&mut self, meta: &SnapshotMeta) {
+        let agrees = meta.index <= self.last_index && self.term_at(meta.index).await == Ok(Some(meta.term));
+        if agrees {
+            self.compact_through(meta.index).await;
+        } else {
+            self.log.clear();
+            let seq = self.seq();
+            if self.storage.submit(StorageOp::TruncateFrom { seq, index: 0, done: None }).await.is_err() {
+                tracing::error!("the storage worker has stopped; the log is not cleared");
+            }
+            self.last_index = meta.index;
+            self.last_term = meta.term;
+        }
+        self.set_snapshot_point(meta.index, meta.term);
+        if !agrees || self.configurations.latest_index <= meta.index {
+            self.configurations.committed = meta.configuration.clone();
+            self.configurations.committed_index = meta.configuration_index;
+            self.set_latest_configuration(meta.configuration_index, meta.configuration.clone());
+        }
+        if meta.index > self.commit_index {
+            self.commit_index = meta.index;
+            self.shared.commit_index.store(meta.index, Ordering::Release);
+        }
+        self.publish_log();
+    }
+
+    /// Receives a snapshot from the leader into the snapshot store, restores
+    /// the FSM from it and makes the log start after it.
+    pub(super) async fn on_install_snapshot(
+        &mut self,
+        request: InstallSnapshotRequest,
+        data: SnapshotStream,
+    ) -> Result<InstallSnapshotResponse, RpcRejection> {
+        let mut response =
+            InstallSnapshotResponse { header: self.header(), term: self.current_term, success: false };
+        if request.term < self.current_term {
+            return Ok(response);
+        }
+        if (request.term > self.current_term || self.role != RaftState::Follower)
+            && !self.step_down(request.term).await
+        {
+            return Err(RpcRejection("this node could not persist the new term".into()));
+        }
+        response.term = self.current_term;
+        self.set_leader(Some((request.header.id.clone(), request.header.addr.clone())));
+        self.note_leader_contact();
+        if request.snapshot_version != SNAPSHOT_VERSION {
+            return Err(RpcRejection(format!(
+                "snapshot version {} is not supported",
+                request.snapshot_version
+            )));
+        }
+        let meta =
+            receive(self.snapshots.clone(), &request, data).await.map_err(|e| RpcRejection(e.to_string()))?;
+        let store = self.snapshots.clone();
+        let id = meta.id.clone();
+        let (meta, reader) = tokio::task::spawn_blocking(move || store.open(&id))
+            .await
+            .map_err(|_| RpcRejection("snapshot open task failed".into()))?
+            .map_err(|e| RpcRejection(e.to_string()))?;
+        self.fsm.restore(meta.clone(), reader).await.map_err(|e| RpcRejection(e.to_string()))?;
+        self.adopt_snapshot(&meta).await;
+        self.note_leader_contact();
+        tracing::info!(id = %self.id, index = meta.index, "installed a snapshot from the leader");
+        response.success = true;
+        Ok(response)
+    }
+
+    /// Replaces the cluster's state with a snapshot the user provides (the
+    /// leader only): stored, restored into the FSM, and the log restarted
+    /// after it, so followers catch up by installing it.
+    pub(super) async fn user_restore(&mut self, size: u64, reader: SnapshotReader) -> Result<u64, RaftError> {
+        let index = self.last_index + 1;
+        let snapshot = NewSnapshot {
+            version: SNAPSHOT_VERSION,
+            index,
+            term: self.current_term,
+            configuration: self.configurations.latest.clone(),
+            configuration_index: self.configurations.latest_index,
+        };
+        let store = self.snapshots.clone();
+        let meta = tokio::task::spawn_blocking(move || copy_into(&*store, snapshot, reader, size))
+            .await
+            .map_err(|_| RaftError::Shutdown)??;
+        let store = self.snapshots.clone();
+        let id = meta.id.clone();
+        let (meta, reader) =
+            tokio::task::spawn_blocking(move || store.open(&id)).await.map_err(|_| RaftError::Shutdown)??;
+        self.fsm.restore(meta.clone(), reader).await?;
+        self.adopt_snapshot(&meta).await;
+        Ok(index)
+    }
+
+    pub(super) fn note_leader_contact(&mut self) {
+        self.last_leader_contact = Some(Instant::now());
+        self.shared.touch_contact();
+        self.reset_election_timer();
+    }
+}
+
+/// Captures the FSM and writes the capture to the snapshot store.
+async fn take_snapshot<R: Send + 'static>(
+    fsm: FsmClient<R>,
+    store: Arc<dyn SnapshotStore>,
+    last_snapshot: u64,
+) -> Result<SnapshotMeta, RaftError> {
+    let capture = fsm.capture().await?;
+    if capture.point.index <= last_snapshot {
+        return Err(RaftError::NothingNewToSnapshot);
+    }
+    tokio::task::spawn_blocking(move || persist(&*store, capture)).await.map_err(|_| RaftError::Shutdown)?
+}
+
+fn persist(store: &dyn SnapshotStore, capture: Capture) -> Result<SnapshotMeta, RaftError> {
+    let Capture { mut snapshot, point } = capture;
+    let new = NewSnapshot {
+        version: SNAPSHOT_VERSION,
+        index: point.index,
+        term: point.term,
+        configuration: point.configuration,
+        configuration_index: point.configuration_index,
+    };
+    let mut sink = match store.create(new) {
+        Ok(sink) => sink,
+        Err(error) => {
+            snapshot.release();
+            return Err(error.into());
+        }
+    };
+    let written = snapshot.persist(&mut *sink);
+    snapshot.release();
+    match written {
+        Ok(()) => Ok(sink.close()?),
+        Err(error) => {
+            let _ = sink.cancel();
+            Err(error.into())
+        }
+    }
+}
+
+/// Copies a user's snapshot of `size` bytes into the store.
+fn copy_into(
+    store: &dyn SnapshotStore,
+    snapshot: NewSnapshot,
+    mut reader: SnapshotReader,
+    size: u64,
+) -> Result<SnapshotMeta, RaftError> {
+    let mut sink = store.create(snapshot)?;
+    let copied = std::io::copy(&mut reader, &mut *sink);
+    match copied {
+        Ok(copied) if copied == size => Ok(sink.close()?),
+        Ok(copied) => {
+            let _ = sink.cancel();
+            Err(RaftError::Snapshot(crate::SnapshotError::Corrupt {
+                id: "restore".into(),
+                reason: format!("the snapshot has {copied} bytes, its meta says {size}"),
+            }))
+        }
+        Err(error) => {
+            let _ = sink.cancel();
+            Err(RaftError::Snapshot(error.into()))
+        }
+    }
+}
+
+/// Streams a snapshot from the leader into the store, `SNAPSHOT_CHUNK` bytes
+/// at a time; refuses one longer or shorter than the request says.
+async fn receive(
+    store: Arc<dyn SnapshotStore>,
+    request: &InstallSnapshotRequest,
+    mut data: SnapshotStream,
+) -> Result<SnapshotMeta, RaftError> {
+    let snapshot = NewSnapshot {
+        version: request.snapshot_version,
+        index: request.last_log_index,
+        term: request.last_log_term,
+        configuration: request.configuration.clone(),
+        configuration_index: request.configuration_index,
+    };
+    let mut sink = tokio::task::spawn_blocking(move || store.create(snapshot))
+        .await
+        .map_err(|_| RaftError::Shutdown)??;
+    let mut received = 0u64;
+    let mut buf = vec![0u8; SNAPSHOT_CHUNK];
+    let outcome: Result<(), RaftError> = loop {
+        let n = match data.read(&mut buf).await {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(error) => break Err(RaftError::Snapshot(error.into())),
+        };
+        received += n as u64;
+        if received > request.size {
+            break Err(short_or_long(received, request.size));
+        }
+        let chunk = buf[..n].to_vec();
+        let written = tokio::task::spawn_blocking(move || sink.write_all(&chunk).map(|()| sink)).await;
+        sink = match written {
+            Ok(Ok(sink)) => sink,
+            Ok(Err(error)) => return Err(RaftError::Snapshot(error.into())),
+            Err(_) => return Err(RaftError::Shutdown),
+        };
+    };
+    let outcome = outcome.and_then(|()| {
+        if received == request.size { Ok(()) } else { Err(short_or_long(received, request.size)) }
+    });
+    match outcome {
+        Ok(()) => tokio::task::spawn_blocking(move || sink.close())
+            .await
+            .map_err(|_| RaftError::Shutdown)?
+            .map_err(Into::into),
+        Err(error) => {
+            let _ = tokio::task::spawn_blocking(move || sink.cancel()).await;
+            Err(error)
+        }
+    }
+}
+
+fn short_or_long(received: u64, size: u64) -> RaftError {
+    RaftError::Snapshot(crate::SnapshotError::Corrupt {
+        id: "incoming".into(),
+        reason: format!("received {received} bytes of a snapshot announced as {size}"),
+    })
+}
+
+/// Streams a snapshot reader as an `AsyncRead`, reading it on a blocking
+/// thread a chunk at a time; at most four chunks are buffered.
+pub(crate) fn stream_snapshot(mut reader: SnapshotReader) -> SnapshotStream {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        loop {
+            let mut buf = vec![0u8; SNAPSHOT_CHUNK];
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(bytes::Bytes::from(buf))).is_err() {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    let _ = tx.blocking_send(Err(error));
+                    break;
+                }
+            }
+        }
+    });
+    Box::pin(ChannelReader { rx, current: bytes::Bytes::new() })
+}
+
+/// An `AsyncRead` over chunks arriving on a channel.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    current: bytes::Bytes,
+}
+
+impl tokio::io::AsyncRead for ChannelReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        while self.current.is_empty() {
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(chunk))) => self.current = chunk,
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let n = self.current.len().min(buf.remaining());
+        let chunk = self.current.split_to(n);
+        buf.put_slice(&chunk);
+        Poll::Ready(Ok(()))
+    }
+}
