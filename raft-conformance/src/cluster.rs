@@ -206,13 +206,29 @@ impl Cluster {
         n: usize,
         config: fn(ServerId) -> Config,
     ) -> Self {
+        Self::with_members(network, stores, n, n, config).await
+    }
+
+    /// Starts `n` nodes of which only the first `members` are bootstrapped
+    /// as the cluster's voters; the others run without state, waiting to be
+    /// added with the membership calls.
+    pub async fn with_members(
+        network: impl Network,
+        stores: impl StoreFactory,
+        n: usize,
+        members: usize,
+        config: fn(ServerId) -> Config,
+    ) -> Self {
         let network: Arc<dyn Network> = Arc::new(network);
         let stores: Arc<dyn StoreFactory> = Arc::new(stores);
         let nodes = (0..n).map(|i| Slot { raft: None, stores: stores.create(i), connected: true }).collect();
         let mut cluster = Self { network, stores, nodes, checker: Arc::new(Checker::default()), config };
-        let configuration = cluster.configuration();
+        let configuration = cluster.configuration_of(0..members);
         for i in 0..n {
             cluster.start(i).await;
+            if i >= members {
+                continue;
+            }
             let raft = cluster.raft(i);
             if let Err(error) = raft.bootstrap_cluster(configuration.clone()).await {
                 cluster.fail(&format!("bootstrapping node {i} failed: {error}"));
@@ -223,9 +239,19 @@ impl Cluster {
 
     /// The configuration of every node as a voter.
     pub fn configuration(&self) -> Configuration {
+        self.configuration_of(0..self.nodes.len())
+    }
+
+    /// The configuration of `nodes` as voters.
+    pub fn configuration_of(&self, nodes: impl IntoIterator<Item = usize>) -> Configuration {
         Configuration::new(
-            (0..self.nodes.len()).map(|i| Server::voter(self.id(i), self.network.address(i))).collect(),
+            nodes.into_iter().map(|i| Server::voter(self.id(i), self.network.address(i))).collect(),
         )
+    }
+
+    /// Node `i`'s address.
+    pub fn address(&self, i: usize) -> ServerAddress {
+        self.network.address(i)
     }
 
     /// How many nodes the cluster has.
@@ -502,6 +528,45 @@ impl Cluster {
         }
         self.check_invariants();
     }
+}
+
+/// `n` nodes for examples and quick tests, on an in-memory network with
+/// in-memory stores: node 0 is bootstrapped alone and has elected itself;
+/// the others run without state, ready to be added with
+/// [`Raft::add_voter`] and friends.
+///
+/// # Panics
+///
+/// If node 0 does not become leader within ten seconds.
+pub async fn example_cluster(n: usize) -> Vec<Raft<TestFsm>> {
+    use store_mem::{InmemSnapshotStore, MemLogStore, MemStableStore};
+    let network = transport_inmem::InmemNetwork::new(seed_from_env());
+    let checker = Arc::new(Checker::default());
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let id = ServerId::new(format!("node-{i}"));
+        let transport = network.transport(format!("inmem-{i}"));
+        let fsm = TestFsm::new(i, checker.clone());
+        let (logs, stable, snapshots) =
+            (MemLogStore::new(), MemStableStore::new(), InmemSnapshotStore::new());
+        let raft = Raft::new(test_config(id), fsm, logs, stable, snapshots, transport)
+            .await
+            .expect("an in-memory node starts");
+        nodes.push(raft);
+    }
+    if let Some(first) = nodes.first() {
+        let configuration =
+            Configuration::new(vec![Server::voter(first.id().clone(), first.local_addr().clone())]);
+        first.bootstrap_cluster(configuration).await.expect("a fresh node bootstraps");
+        let deadline = Instant::now() + LEADER_WAIT;
+        while !first.is_leader() {
+            assert!(Instant::now() < deadline, "node 0 did not elect itself");
+            tokio::time::sleep(POLL).await;
+        }
+        // Leadership is usable once the first entry of the term commits.
+        first.barrier(LEADER_WAIT).await.expect("the new leader commits its first entry");
+    }
+    nodes
 }
 
 /// Runs an async scenario on a two-worker runtime, failing it after `limit`.

@@ -364,6 +364,16 @@ macro_rules! cluster_suite {
                 snapshot_all_crash_and_restart,
                 snapshot_restart_without_log,
                 snapshot_store_failure_keeps_serving,
+                membership_grow_1_3_5,
+                membership_shrink_5_3_removing_leader,
+                membership_replace_crashed_node,
+                membership_add_far_behind_node,
+                membership_demote_and_promote,
+                membership_nonvoter_never_votes_nor_counts,
+                membership_conflicting_changes_refused,
+                membership_removed_node_does_not_disrupt,
+                leadership_transfer_moves_leadership,
+                leadership_transfer_refusals_and_timeout,
             ]
         );
     };

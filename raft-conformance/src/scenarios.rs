@@ -3,8 +3,10 @@
 //! into a `#[test]` for a given network and store factory. Most follow the
 //! MIT 6.824 Raft tests and the Raft paper's figures.
 
+mod membership;
 mod snapshots;
 
+pub use membership::*;
 pub use snapshots::*;
 
 use crate::cluster::{Cluster, Network, StoreFactory};
@@ -23,14 +25,14 @@ pub(crate) fn cmd(n: u64) -> Bytes {
     Bytes::from(format!("command {n}"))
 }
 
-async fn pause(d: Duration) {
+pub(crate) async fn pause(d: Duration) {
     tokio::time::sleep(d).await;
 }
 
 /// Starts a command on node `i` without waiting for it to commit; returns
 /// the index it was appended at (the node's new last index), or `None` when
 /// `i` is not the leader.
-async fn start(cluster: &Cluster, i: usize, command: Bytes) -> Option<u64> {
+pub(crate) async fn start(cluster: &Cluster, i: usize, command: Bytes) -> Option<u64> {
     let raft = cluster.raft(i);
     if !raft.is_leader() {
         return None;

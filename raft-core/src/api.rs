@@ -1,13 +1,13 @@
 //! [`Raft`]: the handle through which an application drives its node.
 
+mod membership;
+
 use crate::config::{Config, ReloadableConfig};
 use crate::error::RaftError;
-use crate::fsm::runner::{Applied, AppliedPoint, FsmHandle};
+use crate::fsm::runner::{Applied, FsmHandle};
 use crate::log_cache::LogCache;
 use crate::observer::Observation;
-use crate::raft::{
-    Configurations, KEY_CURRENT_TERM, KEY_LAST_VOTE_CAND, KEY_LAST_VOTE_TERM, Node, Recovered, Request,
-};
+use crate::raft::{Node, Recovered, Request};
 use crate::state::{RaftState, Shared, Stats};
 use crate::storage::Storage;
 use crate::{
@@ -27,8 +27,6 @@ const REQUEST_QUEUE: usize = 4096;
 const EVENT_QUEUE: usize = 4096;
 /// How many observations a slow subscriber may fall behind by.
 const OBSERVER_QUEUE: usize = 1024;
-/// Payload bytes read per step when scanning the log on start.
-const SCAN_BYTES_MAX: u64 = 4 << 20;
 
 /// The outcome of a command: the index it was committed at and the FSM's response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +74,50 @@ impl<F: Fsm> Raft<F> {
     /// Must be called inside a tokio runtime. A node with no state waits for
     /// [`bootstrap_cluster`](Self::bootstrap_cluster) or for a leader to
     /// contact it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use raft_core::{Config, Configuration, Fsm, FsmError, FsmSnapshot, Log, Raft, Server, SnapshotReader};
+    /// use std::time::Duration;
+    ///
+    /// /// A counter: each command adds one.
+    /// struct Counter(u64);
+    ///
+    /// impl Fsm for Counter {
+    ///     type Response = u64;
+    ///     fn apply(&mut self, _log: &Log) -> u64 {
+    ///         self.0 += 1;
+    ///         self.0
+    ///     }
+    ///     fn snapshot(&mut self) -> Result<Box<dyn FsmSnapshot>, FsmError> {
+    ///         Err(FsmError::new("not needed in this example"))
+    ///     }
+    ///     fn restore(&mut self, _snapshot: SnapshotReader) -> Result<(), FsmError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// let network = transport_inmem::InmemNetwork::new(1);
+    /// let raft = Raft::new(
+    ///     Config::fast("node-1"),
+    ///     Counter(0),
+    ///     store_mem::MemLogStore::new(),
+    ///     store_mem::MemStableStore::new(),
+    ///     store_mem::InmemSnapshotStore::new(),
+    ///     network.transport("mem-1"),
+    /// )
+    /// .await?;
+    /// raft.bootstrap_cluster(Configuration::new(vec![Server::voter("node-1", "mem-1")])).await?;
+    /// while !raft.is_leader() {
+    ///     tokio::time::sleep(Duration::from_millis(5)).await;
+    /// }
+    /// assert_eq!(raft.apply("+1", Duration::from_secs(1)).await?.response, 1);
+    /// raft.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn new(
         config: Config,
         fsm: F,
@@ -94,8 +136,9 @@ impl<F: Fsm> Raft<F> {
             let (log_store, stable, snapshots) = (log_store.clone(), stable.clone(), snapshots.clone());
             tokio::task::spawn_blocking(move || {
                 let mut fsm = fsm;
-                let snapshot = restore_newest_snapshot(&mut fsm, &*snapshots, skip_restore);
-                recover(&*log_store, &*stable, snapshot.as_ref()).map(|recovered| (fsm, recovered))
+                let snapshot = crate::recovery::restore_newest_snapshot(&mut fsm, &*snapshots, skip_restore);
+                crate::recovery::recover(&*log_store, &*stable, snapshot.as_ref())
+                    .map(|recovered| (fsm, recovered))
             })
             .await
             .map_err(|_| RaftError::Shutdown)??
@@ -188,7 +231,7 @@ impl<F: Fsm> Raft<F> {
         Ok(Self { inner: Arc::new(inner) })
     }
 
-    async fn request<T>(
+    pub(crate) async fn request<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, RaftError>>) -> Request<F::Response>,
         timeout: Option<Duration>,
@@ -208,6 +251,24 @@ impl<F: Fsm> Raft<F> {
     /// `BootstrapCluster`: call it on one node (or identically on every
     /// initial node) before anything else. A node that already has state
     /// refuses with [`RaftError::CantBootstrap`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use raft_core::{Configuration, RaftError, Server};
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(2).await;
+    /// # let raft = &nodes[0];
+    /// let fresh = &nodes[1];
+    /// let alone = Configuration::new(vec![Server::voter(fresh.id().clone(), fresh.local_addr().clone())]);
+    /// fresh.bootstrap_cluster(alone.clone()).await?;
+    /// // A node with state refuses.
+    /// assert!(matches!(fresh.bootstrap_cluster(alone).await, Err(RaftError::CantBootstrap)));
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub async fn bootstrap_cluster(&self, configuration: Configuration) -> Result<(), RaftError> {
         self.request(|reply| Request::Bootstrap { configuration, reply }, None).await
     }
@@ -219,6 +280,21 @@ impl<F: Fsm> Raft<F> {
     /// [`RaftError::Timeout`], [`RaftError::LeadershipLost`] and
     /// [`RaftError::Shutdown`]. After `Timeout` or `LeadershipLost` the
     /// command may still commit.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// let applied = raft.apply("set x = 1", Duration::from_secs(1)).await?;
+    /// // The example FSM answers each command with its index.
+    /// assert_eq!(applied.response, applied.index);
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub async fn apply(
         &self,
         command: impl Into<Bytes>,
@@ -228,6 +304,22 @@ impl<F: Fsm> Raft<F> {
     }
 
     /// As [`apply`](Self::apply), with `extensions` replicated beside the command.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// let data = bytes::Bytes::from("set x = 1");
+    /// let extensions = bytes::Bytes::from("trace-id 42");
+    /// let applied = raft.apply_log(data, extensions, Duration::from_secs(1)).await?;
+    /// assert!(applied.index > 0);
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub async fn apply_log(
         &self,
         data: Bytes,
@@ -242,6 +334,21 @@ impl<F: Fsm> Raft<F> {
 
     /// Waits until every entry before this call is applied to the FSM on this
     /// leader; returns the barrier's index.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// raft.apply("a", Duration::from_secs(1)).await?;
+    /// let index = raft.barrier(Duration::from_secs(1)).await?;
+    /// assert!(raft.applied_index() >= index);
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub async fn barrier(&self, timeout: Duration) -> Result<u64, RaftError> {
         let make = |reply| Request::Apply {
             kind: LogKind::Barrier,
@@ -254,6 +361,19 @@ impl<F: Fsm> Raft<F> {
 
     /// Confirms this node is still the leader by a round of heartbeats that a
     /// quorum answers.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// raft.verify_leader().await?;
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub async fn verify_leader(&self) -> Result<(), RaftError> {
         self.request(|reply| Request::VerifyLeader { reply }, None).await.map(|_| ())
     }
@@ -262,6 +382,22 @@ impl<F: Fsm> Raft<F> {
     /// to a quorum, then waits until this node has applied at least the commit
     /// index seen when the call started. Reading the FSM after it returns
     /// observes every write committed before the call. Returns that index.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// let written = raft.apply("set x = 1", Duration::from_secs(1)).await?;
+    /// let index = raft.read_index(Duration::from_secs(1)).await?;
+    /// // Reading the FSM now observes the write.
+    /// assert!(index >= written.index && raft.applied_index() >= index);
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub async fn read_index(&self, timeout: Duration) -> Result<u64, RaftError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let index = self.request(|reply| Request::VerifyLeader { reply }, Some(timeout)).await?;
@@ -280,6 +416,23 @@ impl<F: Fsm> Raft<F> {
     /// snapshot's meta; [`RaftError::NothingNewToSnapshot`] if nothing was
     /// applied since the last one, [`RaftError::SnapshotInProgress`] if one
     /// is being taken.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use raft_core::RaftError;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// raft.apply("a", Duration::from_secs(1)).await?;
+    /// let meta = raft.snapshot().await?;
+    /// assert_eq!(meta.index, raft.applied_index());
+    /// assert!(matches!(raft.snapshot().await, Err(RaftError::NothingNewToSnapshot)));
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub async fn snapshot(&self) -> Result<SnapshotMeta, RaftError> {
         self.request(|reply| Request::Snapshot { reply }, None).await
     }
@@ -294,6 +447,31 @@ impl<F: Fsm> Raft<F> {
     ///
     /// This is an operator's tool for disaster recovery. Commands in flight
     /// on the leader fail with [`RaftError::LeadershipLost`] and are lost.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use raft_core::{SnapshotMeta, SNAPSHOT_VERSION};
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// // An empty state, as a backup of the example FSM.
+    /// let meta = SnapshotMeta {
+    ///     id: "backup".into(),
+    ///     index: 0,
+    ///     term: 0,
+    ///     configuration: Default::default(),
+    ///     configuration_index: 0,
+    ///     size: 0,
+    ///     version: SNAPSHOT_VERSION,
+    /// };
+    /// let index = raft.restore(&meta, Box::new(std::io::empty()), Duration::from_secs(5)).await?;
+    /// assert!(raft.applied_index() >= index);
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub async fn restore(
         &self,
         meta: &SnapshotMeta,
@@ -311,67 +489,255 @@ impl<F: Fsm> Raft<F> {
     }
 
     /// This node's role.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use raft_core::RaftState;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// assert_eq!(raft.state(), RaftState::Leader);
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub fn state(&self) -> RaftState {
         self.inner.shared.state()
     }
 
     /// Whether this node is the leader.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// assert!(raft.is_leader());
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub fn is_leader(&self) -> bool {
         self.state() == RaftState::Leader
     }
 
     /// The leader this node knows of.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// assert_eq!(raft.leader(), Some((raft.id().clone(), raft.local_addr().clone())));
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub fn leader(&self) -> Option<(ServerId, ServerAddress)> {
         self.inner.shared.leader()
     }
 
     /// This node's id.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// assert_eq!(raft.id().as_str(), "node-0");
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> &ServerId {
         &self.inner.id
     }
 
     /// This node's address.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// assert_eq!(raft.local_addr().as_str(), "inmem-0");
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub fn local_addr(&self) -> &ServerAddress {
         &self.inner.addr
     }
 
     /// A snapshot of this node's state and indexes.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// let stats = raft.stats();
+    /// assert_eq!(stats.state, raft_core::RaftState::Leader);
+    /// assert!(stats.commit_index <= stats.last_log_index);
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> Stats {
         self.inner.shared.stats()
     }
 
     /// When this node last heard from a leader (a follower), or `None` if never.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(2).await;
+    /// # let raft = &nodes[0];
+    /// // A follower that has heard from a leader knows when.
+    /// let follower = &nodes[1];
+    /// raft.add_voter(follower.id().clone(), follower.local_addr().clone(), 0, Duration::from_secs(5)).await?;
+    /// assert!(follower.last_contact().is_some());
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub fn last_contact(&self) -> Option<Instant> {
         self.inner.shared.last_contact()
     }
 
     /// The current term.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// assert!(raft.current_term() >= 1);
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub fn current_term(&self) -> u64 {
         self.inner.shared.term.load(Ordering::Acquire)
     }
 
     /// The highest index applied to the FSM.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// let applied = raft.apply("a", Duration::from_secs(1)).await?;
+    /// assert!(raft.applied_index() >= applied.index);
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub fn applied_index(&self) -> u64 {
         self.inner.shared.applied_index.load(Ordering::Acquire)
     }
 
     /// The highest index known committed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// let applied = raft.apply("a", Duration::from_secs(1)).await?;
+    /// assert!(raft.commit_index() >= applied.index);
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub fn commit_index(&self) -> u64 {
         self.inner.shared.commit_index.load(Ordering::Acquire)
     }
 
     /// The last index in the log.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// let applied = raft.apply("a", Duration::from_secs(1)).await?;
+    /// assert!(raft.last_index() >= applied.index);
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub fn last_index(&self) -> u64 {
         self.inner.shared.last_log_index.load(Ordering::Acquire)
     }
 
     /// The latest configuration (in effect even before it commits) and the
     /// index of the entry that carries it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// let (index, configuration) = raft.get_configuration();
+    /// assert!(index >= 1);
+    /// assert!(configuration.is_voter(raft.id()));
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub fn get_configuration(&self) -> (u64, Configuration) {
         self.inner.shared.configuration()
     }
 
     /// Subscribes to this node's [`Observation`]s.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use raft_core::Observation;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(2).await;
+    /// # let raft = &nodes[0];
+    /// let mut events = raft.subscribe();
+    /// let other = &nodes[1];
+    /// raft.add_nonvoter(other.id().clone(), other.local_addr().clone(), 0, Duration::from_secs(5)).await?;
+    /// let mut seen = false;
+    /// while let Ok(event) = events.try_recv() {
+    ///     seen |= matches!(event, Observation::ConfigurationChanged { .. });
+    /// }
+    /// assert!(seen);
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub fn subscribe(&self) -> broadcast::Receiver<Observation> {
         self.inner.observers.subscribe()
     }
@@ -379,6 +745,22 @@ impl<F: Fsm> Raft<F> {
     /// Changes the reloadable settings of a running node. Settings that
     /// would make the node's config invalid are refused with
     /// [`RaftError::Config`] and change nothing.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use raft_core::ReloadableConfig;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// let mut reload = ReloadableConfig::from_config(&raft_conformance::cluster::test_config(raft.id().clone()));
+    /// reload.trailing_logs = 100;
+    /// raft.reload_config(reload).await?;
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub async fn reload_config(&self, config: ReloadableConfig) -> Result<(), RaftError> {
         self.request(|reply| Request::Reload { config, reply }, None).await
     }
@@ -386,6 +768,22 @@ impl<F: Fsm> Raft<F> {
     /// Stops the node: every task and thread it started ends, pending calls
     /// fail with [`RaftError::Shutdown`] or [`RaftError::LeadershipLost`], and
     /// the transport is shut down. Calling it again does nothing.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use raft_core::{RaftError, RaftState};
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// raft.shutdown().await?;
+    /// assert_eq!(raft.state(), RaftState::Shutdown);
+    /// assert!(matches!(raft.apply("late", Duration::from_secs(1)).await, Err(RaftError::Shutdown)));
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
     pub async fn shutdown(&self) -> Result<(), RaftError> {
         let _ = self.inner.shutdown.send(true);
         let task = self.inner.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
@@ -394,107 +792,4 @@ impl<F: Fsm> Raft<F> {
         }
         Ok(())
     }
-}
-
-/// Restores the FSM from the newest snapshot that opens and restores
-/// cleanly, falling back to older ones; returns its meta. With `skip_restore`
-/// the FSM is left alone (it keeps its own state) and the newest meta is
-/// returned as the point the FSM stands at.
-fn restore_newest_snapshot<F: Fsm>(
-    fsm: &mut F,
-    store: &dyn SnapshotStore,
-    skip_restore: bool,
-) -> Option<SnapshotMeta> {
-    let metas = match store.list() {
-        Ok(metas) => metas,
-        Err(error) => {
-            tracing::error!(%error, "listing snapshots failed; starting without one");
-            return None;
-        }
-    };
-    if skip_restore {
-        return metas.into_iter().next();
-    }
-    for meta in metas {
-        let restored = store
-            .open(&meta.id)
-            .map_err(RaftError::from)
-            .and_then(|(_, reader)| fsm.restore(reader).map_err(RaftError::from));
-        match restored {
-            Ok(()) => {
-                tracing::info!(id = %meta.id, index = meta.index, "restored the FSM from a snapshot");
-                return Some(meta);
-            }
-            Err(error) => tracing::warn!(id = %meta.id, %error, "snapshot unusable; trying an older one"),
-        }
-    }
-    None
-}
-
-/// Reads term, vote, log bounds, commit index and configurations back,
-/// starting from `snapshot` when there is one. A log that does not continue
-/// the snapshot (it ends before it, or disagrees at its index) is cleared.
-fn recover(
-    log: &dyn LogStore,
-    stable: &dyn StableStore,
-    snapshot: Option<&SnapshotMeta>,
-) -> Result<Recovered, StoreError> {
-    let term = stable.get_u64(KEY_CURRENT_TERM)?.unwrap_or(0);
-    let vote_term = stable.get_u64(KEY_LAST_VOTE_TERM)?.unwrap_or(0);
-    let voted_for = match (vote_term == term && term > 0, stable.get(KEY_LAST_VOTE_CAND)?) {
-        (true, Some(candidate)) => Some(ServerId(String::from_utf8_lossy(&candidate).into_owned())),
-        _ => None,
-    };
-    let mut point = AppliedPoint::default();
-    let mut configurations = Configurations::default();
-    if let Some(meta) = snapshot {
-        point = AppliedPoint {
-            index: meta.index,
-            term: meta.term,
-            configuration: meta.configuration.clone(),
-            configuration_index: meta.configuration_index,
-        };
-        configurations = Configurations {
-            latest: meta.configuration.clone(),
-            latest_index: meta.configuration_index,
-            committed: meta.configuration.clone(),
-            committed_index: meta.configuration_index,
-        };
-        let continues = log.last_index()? >= meta.index
-            && log.get_log(meta.index)?.is_none_or(|entry| entry.term == meta.term)
-            && log.first_index()? <= meta.index + 1;
-        if !continues {
-            log.delete_range(0, u64::MAX)?;
-        }
-    }
-    let first_index = log.first_index()?;
-    let (last_index, last_term) = match log.last_index()? {
-        0 => (point.index, point.term),
-        index => {
-            let entry = log.get_log(index)?.ok_or_else(|| StoreError::Corrupt {
-                location: format!("log index {index}"),
-                reason: "last_index names an entry the store does not return".into(),
-            })?;
-            (index, entry.term)
-        }
-    };
-    let commit_index = log.commit_index()?.unwrap_or(0).min(last_index).max(point.index);
-    let mut next = first_index.max(point.configuration_index + 1).max(1);
-    while first_index > 0 && next <= last_index {
-        let batch = log.get_logs(next, last_index, SCAN_BYTES_MAX)?;
-        let Some(tail) = batch.last() else { break };
-        next = tail.index + 1;
-        for entry in batch.iter().filter(|l| l.kind == LogKind::Configuration) {
-            let configuration = crate::codec::decode_configuration(entry.data.clone()).map_err(|e| {
-                StoreError::Corrupt { location: format!("log index {}", entry.index), reason: e.to_string() }
-            })?;
-            if entry.index <= commit_index {
-                configurations.committed = configuration.clone();
-                configurations.committed_index = entry.index;
-            }
-            configurations.latest = configuration;
-            configurations.latest_index = entry.index;
-        }
-    }
-    Ok(Recovered { term, voted_for, last_index, last_term, commit_index, configurations, snapshot: point })
 }

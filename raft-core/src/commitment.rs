@@ -37,6 +37,18 @@ impl Commitment {
         self.recalculate()
     }
 
+    /// Replaces the voter set, keeping what is known of voters that remain.
+    pub(crate) fn set_voters(&mut self, voters: impl IntoIterator<Item = ServerId>) {
+        let old = std::mem::take(&mut self.match_indexes);
+        self.match_indexes = voters
+            .into_iter()
+            .map(|id| {
+                let known = old.get(&id).copied().unwrap_or(0);
+                (id, known)
+            })
+            .collect();
+    }
+
     /// Moves the commit index to `index` without a quorum count: the log
     /// before it was replaced by a snapshot the user restored.
     pub(crate) fn force_commit(&mut self, index: u64) {
@@ -110,5 +122,18 @@ mod tests {
         assert_eq!(c.commit_index(), 5);
         assert_eq!(c.record(&"c".into(), 6), Some(6));
         assert_eq!(c.record(&"x".into(), 100), None, "non-voters never count");
+    }
+
+    #[test]
+    fn voter_changes_keep_known_progress() {
+        let mut c = Commitment::new(ids(&["a", "b", "c"]), 0, 1);
+        c.record(&"a".into(), 10);
+        c.record(&"b".into(), 3);
+        assert_eq!(c.commit_index(), 3);
+        c.set_voters(ids(&["a", "c"]));
+        assert_eq!(c.recalculate(), None, "a quorum of two needs c");
+        assert_eq!(c.record(&"c".into(), 8), Some(8));
+        c.set_voters(ids(&["a"]));
+        assert_eq!(c.recalculate(), Some(10), "a lone voter commits what it holds");
     }
 }

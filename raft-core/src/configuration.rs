@@ -117,6 +117,52 @@ pub enum ConfigurationError {
     /// The configuration has no voter, so it could never elect a leader.
     #[error("the configuration has no voter")]
     NoVoter,
+    /// A change names a server that is not a member.
+    #[error("server {0} is not a member of the configuration")]
+    UnknownServer(ServerId),
+}
+
+/// One single-server change to a [`Configuration`], as the membership calls
+/// of [`Raft`](crate::Raft) make.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigurationChange {
+    /// Add a server as a voter, or promote a non-voter (updating its address).
+    AddVoter {
+        /// The server.
+        id: ServerId,
+        /// Its address.
+        address: ServerAddress,
+    },
+    /// Add a server as a non-voter; a member keeps its suffrage and gets the new address.
+    AddNonvoter {
+        /// The server.
+        id: ServerId,
+        /// Its address.
+        address: ServerAddress,
+    },
+    /// Make a voter a non-voter.
+    DemoteVoter {
+        /// The server.
+        id: ServerId,
+    },
+    /// Remove a server.
+    RemoveServer {
+        /// The server.
+        id: ServerId,
+    },
+}
+
+impl ConfigurationChange {
+    /// The server the change is about.
+    pub fn id(&self) -> &ServerId {
+        match self {
+            ConfigurationChange::AddVoter { id, .. }
+            | ConfigurationChange::AddNonvoter { id, .. }
+            | ConfigurationChange::DemoteVoter { id }
+            | ConfigurationChange::RemoveServer { id } => id,
+        }
+    }
 }
 
 impl Configuration {
@@ -165,6 +211,38 @@ impl Configuration {
         self.server(id).is_some_and(|s| s.suffrage == Suffrage::Voter)
     }
 
+    /// The configuration after `change`, validated.
+    pub fn apply_change(&self, change: &ConfigurationChange) -> Result<Configuration, ConfigurationError> {
+        let mut next = self.clone();
+        let position = next.servers.iter().position(|s| s.id == *change.id());
+        match (change, position) {
+            (ConfigurationChange::AddVoter { address, .. }, Some(at)) => {
+                next.servers[at].suffrage = Suffrage::Voter;
+                next.servers[at].address = address.clone();
+            }
+            (ConfigurationChange::AddVoter { id, address }, None) => {
+                next.servers.push(Server::voter(id.clone(), address.clone()));
+            }
+            (ConfigurationChange::AddNonvoter { address, .. }, Some(at)) => {
+                next.servers[at].address = address.clone();
+            }
+            (ConfigurationChange::AddNonvoter { id, address }, None) => {
+                next.servers.push(Server::nonvoter(id.clone(), address.clone()));
+            }
+            (ConfigurationChange::DemoteVoter { .. }, Some(at)) => {
+                next.servers[at].suffrage = Suffrage::Nonvoter
+            }
+            (ConfigurationChange::RemoveServer { .. }, Some(at)) => {
+                next.servers.remove(at);
+            }
+            (ConfigurationChange::DemoteVoter { id } | ConfigurationChange::RemoveServer { id }, None) => {
+                return Err(ConfigurationError::UnknownServer(id.clone()));
+            }
+        }
+        next.validate()?;
+        Ok(next)
+    }
+
     /// How many votes make a majority of the voters (0 when there is none).
     pub fn quorum_size(&self) -> usize {
         let voters = self.voters().count();
@@ -184,6 +262,37 @@ mod tests {
             let mut configuration = Configuration::new(servers);
             configuration.servers.push(Server::nonvoter("x", "ax"));
             assert_eq!(configuration.quorum_size(), quorum, "{voters} voters");
+        }
+    }
+
+    #[test]
+    fn changes_give_the_next_configuration() {
+        use ConfigurationChange::*;
+        let base = Configuration::new(vec![Server::voter("a", "1"), Server::nonvoter("b", "2")]);
+        let add = |id: &str, addr: &str| AddVoter { id: id.into(), address: addr.into() };
+        let table: Vec<(ConfigurationChange, Result<Vec<Server>, ConfigurationError>)> = vec![
+            (
+                add("c", "3"),
+                Ok(vec![Server::voter("a", "1"), Server::nonvoter("b", "2"), Server::voter("c", "3")]),
+            ),
+            (add("b", "9"), Ok(vec![Server::voter("a", "1"), Server::voter("b", "9")])),
+            (
+                AddNonvoter { id: "c".into(), address: "3".into() },
+                Ok(vec![Server::voter("a", "1"), Server::nonvoter("b", "2"), Server::nonvoter("c", "3")]),
+            ),
+            (
+                AddNonvoter { id: "a".into(), address: "7".into() },
+                Ok(vec![Server::voter("a", "7"), Server::nonvoter("b", "2")]),
+            ),
+            (DemoteVoter { id: "a".into() }, Err(ConfigurationError::NoVoter)),
+            (RemoveServer { id: "b".into() }, Ok(vec![Server::voter("a", "1")])),
+            (RemoveServer { id: "a".into() }, Err(ConfigurationError::NoVoter)),
+            (RemoveServer { id: "z".into() }, Err(ConfigurationError::UnknownServer("z".into()))),
+            (DemoteVoter { id: "z".into() }, Err(ConfigurationError::UnknownServer("z".into()))),
+            (add("c", "2"), Err(ConfigurationError::DuplicateAddress("2".into()))),
+        ];
+        for (change, expected) in table {
+            assert_eq!(base.apply_change(&change).map(|c| c.servers), expected, "{change:?}");
         }
     }
 

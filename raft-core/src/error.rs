@@ -30,12 +30,34 @@ pub enum RaftError {
     /// `bootstrap_cluster` was called on a node that already has state.
     #[error("the node already has state and cannot be bootstrapped")]
     CantBootstrap,
+    /// `recover_cluster` was asked to recover stores that hold no state.
+    #[error("the stores hold no state to recover")]
+    NoExistingState,
     /// A snapshot was asked for, but nothing was applied since the last one.
     #[error("nothing new to snapshot")]
     NothingNewToSnapshot,
     /// A snapshot is already being taken.
     #[error("a snapshot is already in progress")]
     SnapshotInProgress,
+    /// A configuration change is not yet committed, or one is being made;
+    /// membership changes one server at a time.
+    #[error("a configuration change is already in progress")]
+    ConfigurationChangeInProgress,
+    /// The `prev_index` given to a membership call is not the index of the
+    /// latest configuration: someone else changed it first.
+    #[error("the configuration changed: latest is at index {latest_index}, not {prev_index}")]
+    ConfigurationChanged {
+        /// The index the caller expected.
+        prev_index: u64,
+        /// The latest configuration's index.
+        latest_index: u64,
+    },
+    /// The server named for a leadership transfer is not a voter.
+    #[error("server {0} is not a voter")]
+    NotVoter(ServerId),
+    /// A leadership transfer found no other voter to hand over to.
+    #[error("there is no other voter to transfer leadership to")]
+    NoTransferTarget,
     /// A leadership transfer is in progress, so the leader accepts no commands.
     #[error("a leadership transfer is in progress")]
     LeadershipTransferInProgress,

@@ -16,6 +16,10 @@
 //! - [`transport`]: the async [`Transport`] trait and incoming [`Rpc`]s.
 //! - [`fsm`]: the user's state machine, [`Fsm`] and [`FsmSnapshot`].
 //! - [`codec`]: the versioned binary encoding (layout in `docs/codec.md`).
+//! - [`Raft`]: the node handle — commands, reads, snapshots, membership, transfer.
+//! - [`config`]: [`Config`] and its validation; [`error`]: [`RaftError`].
+//! - [`observer`]: [`Observation`]s; [`state`]: [`RaftState`] and [`Stats`].
+//! - [`recovery`]: `has_existing_state` and `recover_cluster`, for operators.
 //!
 //! # Quick start
 //!
@@ -42,7 +46,9 @@ pub mod stable;
 pub mod transport;
 
 pub use commands::*;
-pub use configuration::{Configuration, ConfigurationError, Server, ServerAddress, ServerId, Suffrage};
+pub use configuration::{
+    Configuration, ConfigurationChange, ConfigurationError, Server, ServerAddress, ServerId, Suffrage,
+};
 pub use discard_snapshot::DiscardSnapshotStore;
 pub use file_snapshot::FileSnapshotStore;
 pub use fsm::{Fsm, FsmError, FsmSnapshot};
@@ -64,6 +70,7 @@ pub mod error;
 mod log_cache;
 pub mod observer;
 mod raft;
+pub mod recovery;
 mod replication;
 pub mod state;
 mod storage;

@@ -42,6 +42,23 @@ pub enum Observation {
         /// Whether the vote was granted.
         granted: bool,
     },
+    /// The node's latest configuration changed (it takes effect when appended).
+    ConfigurationChanged {
+        /// The index of the entry carrying it.
+        index: u64,
+        /// The new configuration.
+        configuration: crate::Configuration,
+    },
+    /// This leader started handing leadership to `target`.
+    LeadershipTransferStarted {
+        /// The server taking over.
+        target: ServerId,
+    },
+    /// A leadership transfer did not complete in time; this leader resumed.
+    LeadershipTransferFailed {
+        /// The server that was to take over.
+        target: ServerId,
+    },
     /// Taking a snapshot failed; the node goes on serving from its log.
     SnapshotFailed {
         /// What went wrong.

@@ -5,6 +5,7 @@
 mod candidate;
 mod follower;
 mod leader;
+mod membership;
 mod snapshot;
 
 use crate::config::{Config, ReloadableConfig};
@@ -57,12 +58,41 @@ pub(crate) enum Event {
 
 /// What a [`Raft`](crate::Raft) handle asks of its node.
 pub(crate) enum Request<R> {
-    Apply { kind: LogKind, data: Bytes, extensions: Bytes, reply: ApplyReply<R> },
-    VerifyLeader { reply: oneshot::Sender<Result<u64, RaftError>> },
-    Bootstrap { configuration: Configuration, reply: oneshot::Sender<Result<(), RaftError>> },
-    Reload { config: ReloadableConfig, reply: oneshot::Sender<Result<(), RaftError>> },
-    Snapshot { reply: snapshot::SnapshotReply },
-    Restore { size: u64, reader: crate::SnapshotReader, reply: oneshot::Sender<Result<u64, RaftError>> },
+    Apply {
+        kind: LogKind,
+        data: Bytes,
+        extensions: Bytes,
+        reply: ApplyReply<R>,
+    },
+    VerifyLeader {
+        reply: oneshot::Sender<Result<u64, RaftError>>,
+    },
+    Bootstrap {
+        configuration: Configuration,
+        reply: oneshot::Sender<Result<(), RaftError>>,
+    },
+    Reload {
+        config: ReloadableConfig,
+        reply: oneshot::Sender<Result<(), RaftError>>,
+    },
+    Snapshot {
+        reply: snapshot::SnapshotReply,
+    },
+    ChangeConfiguration {
+        change: crate::ConfigurationChange,
+        prev_index: u64,
+        timeout: std::time::Duration,
+        reply: oneshot::Sender<Result<u64, RaftError>>,
+    },
+    TransferLeadership {
+        target: Option<(ServerId, ServerAddress)>,
+        reply: oneshot::Sender<Result<(), RaftError>>,
+    },
+    Restore {
+        size: u64,
+        reader: crate::SnapshotReader,
+        reply: oneshot::Sender<Result<u64, RaftError>>,
+    },
 }
 
 /// One thing for a role loop to handle.
@@ -369,6 +399,7 @@ impl<F: Fsm> Node<F> {
         {
             self.configurations.committed = self.configurations.latest.clone();
             self.configurations.committed_index = self.configurations.latest_index;
+            self.check_removed();
         }
         self.fsm.commit(index, futures).await;
     }
@@ -376,6 +407,8 @@ impl<F: Fsm> Node<F> {
     /// Makes `configuration`, carried by the entry at `index`, the latest.
     pub(crate) fn set_latest_configuration(&mut self, index: u64, configuration: Configuration) {
         self.shared.set_configuration(index, configuration.clone());
+        let observation = Observation::ConfigurationChanged { index, configuration: configuration.clone() };
+        let _ = self.observers.send(observation);
         self.configurations.latest = configuration;
         self.configurations.latest_index = index;
     }
@@ -457,6 +490,12 @@ pub(crate) fn fail_request<R>(request: Request<R>, error: impl Fn() -> RaftError
             let _ = reply.send(Err(error()));
         }
         Request::Restore { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
+        Request::ChangeConfiguration { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
+        Request::TransferLeadership { reply, .. } => {
             let _ = reply.send(Err(error()));
         }
     }

@@ -525,3 +525,55 @@ async fn a_user_restore_replaces_the_state_of_every_node() {
     assert!(matches!(err, RaftError::Snapshot(_)), "{err:?}");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_cluster_revives_a_survivor_of_a_lost_quorum() {
+    let mut cluster = TestCluster::new(3).await;
+    let raft = cluster.raft(cluster.leader().await);
+    for n in [3, 4, 5] {
+        raft.apply(num(n), SECOND).await.expect("apply");
+    }
+    for i in 0..3 {
+        wait_for("every node to apply", SECOND * 5, || {
+            (cluster.parts[i].sum.load(Ordering::SeqCst) == 12).then_some(())
+        })
+        .await;
+    }
+    for i in 0..3 {
+        cluster.crash(i).await;
+    }
+    // Nodes 1 and 2 are lost for good. Node 0 alone cannot elect itself...
+    let parts = cluster.parts[0].clone();
+    assert!(
+        raft_core::recovery::has_existing_state(&*parts.logs, &*parts.stable, &parts.snapshots)
+            .expect("state")
+    );
+    let mut fsm = SumFsm::default();
+    raft_core::recovery::recover_cluster(
+        &mut fsm,
+        &*parts.logs,
+        &*parts.stable,
+        &parts.snapshots,
+        configuration(1),
+    )
+    .expect("recover");
+    assert_eq!(fsm.sum.load(Ordering::SeqCst), 12, "every logged command was applied to the recovery FSM");
+    // ...until recovered into a configuration of itself alone.
+    parts.sum.store(0, Ordering::SeqCst);
+    cluster.start(0).await;
+    let survivor = cluster.raft(0);
+    wait_for("the survivor to lead", SECOND * 5, || survivor.is_leader().then_some(())).await;
+    assert_eq!(parts.sum.load(Ordering::SeqCst), 12, "the state survived");
+    assert_eq!(survivor.apply(num(1), SECOND).await.expect("apply").response, 13);
+    assert_eq!(survivor.get_configuration().1, configuration(1));
+    let fresh = store_mem::MemStableStore::new();
+    let empty = raft_core::recovery::recover_cluster(
+        &mut SumFsm::default(),
+        &store_mem::MemLogStore::new(),
+        &fresh,
+        &store_mem::InmemSnapshotStore::new(),
+        configuration(1),
+    );
+    assert!(matches!(empty, Err(RaftError::NoExistingState)));
+    cluster.shutdown().await;
+}

@@ -28,10 +28,10 @@ type Pending<R> = (LogKind, Bytes, Bytes, Option<ApplyReply<R>>);
 
 /// What only a leader keeps.
 pub(crate) struct LeaderState<R> {
-    commitment: Commitment,
+    pub(super) commitment: Commitment,
     /// Futures of entries appended but not yet committed, by index.
     pending: BTreeMap<u64, ApplyReply<R>>,
-    peers: HashMap<ServerId, PeerTasks>,
+    pub(super) peers: HashMap<ServerId, PeerTasks>,
     last_index_tx: watch::Sender<u64>,
     commit_tx: watch::Sender<u64>,
     verify_tx: watch::Sender<u64>,
@@ -42,6 +42,14 @@ pub(crate) struct LeaderState<R> {
     first_seq: u64,
     /// The index of this term's first entry (its no-op).
     start_index: u64,
+    /// What each follower (voter or not) is known to store.
+    pub(super) matches: HashMap<ServerId, u64>,
+    /// A membership change under way.
+    pub(super) change: Option<super::membership::PendingChange>,
+    /// A leadership transfer under way.
+    pub(super) transfer: Option<super::membership::Transfer>,
+    /// Removed servers still sent entries until the given time.
+    pub(super) removed: Vec<(ServerId, Instant)>,
 }
 
 impl<F: Fsm> Node<F> {
@@ -57,6 +65,9 @@ impl<F: Fsm> Node<F> {
                     next_check = Instant::now() + tick;
                     self.check_quorum_contact();
                     self.check_store_stall();
+                    self.advance_change().await;
+                    self.advance_transfer();
+                    self.reap_removed_peers();
                 }
                 input => self.handle(input).await,
             }
@@ -80,6 +91,10 @@ impl<F: Fsm> Node<F> {
             acks: HashMap::new(),
             first_seq: self.next_seq + 1,
             start_index,
+            matches: HashMap::new(),
+            change: None,
+            transfer: None,
+            removed: Vec::new(),
         };
         self.leader_state = Some(state);
         let peers: Vec<Server> =
@@ -89,7 +104,7 @@ impl<F: Fsm> Node<F> {
         }
     }
 
-    fn start_peer(&mut self, peer: Server) {
+    pub(super) fn start_peer(&mut self, peer: Server) {
         let Some(state) = self.leader_state.as_mut() else { return };
         let replication = Replication {
             peer: peer.clone(),
@@ -128,6 +143,7 @@ impl<F: Fsm> Node<F> {
         for verify in state.verifies {
             let _ = verify.reply.send(Err(RaftError::LeadershipLost));
         }
+        Self::end_membership_work(state.change, state.transfer);
         if self.leader.as_ref().is_some_and(|(id, _)| id == &self.id) {
             self.set_leader(None);
         }
@@ -135,7 +151,7 @@ impl<F: Fsm> Node<F> {
 
     /// Appends `entries` to this leader's log: the write goes to the storage
     /// worker while replication sends the same entries to followers.
-    async fn dispatch(&mut self, entries: Vec<Pending<F::Response>>) {
+    pub(super) async fn dispatch(&mut self, entries: Vec<Pending<F::Response>>) {
         let Some(state) = self.leader_state.as_mut() else { return };
         let mut logs = Vec::with_capacity(entries.len());
         for (kind, data, extensions, reply) in entries {
@@ -163,6 +179,7 @@ impl<F: Fsm> Node<F> {
     }
 
     pub(super) async fn leader_request(&mut self, request: Request<F::Response>) {
+        let Some(request) = self.refuse_during_transfer(request) else { return };
         match request {
             Request::Apply { kind, data, extensions, reply } => {
                 let mut batch = vec![(kind, data, extensions, Some(reply))];
@@ -195,6 +212,10 @@ impl<F: Fsm> Node<F> {
                 let _ = reply.send(Err(RaftError::CantBootstrap));
             }
             Request::Snapshot { reply } => self.start_snapshot(Some(reply)),
+            Request::ChangeConfiguration { change, prev_index, timeout, reply } => {
+                self.start_change(change, prev_index, timeout, reply).await;
+            }
+            Request::TransferLeadership { target, reply } => self.start_transfer(target, reply),
             Request::Restore { size, reader, reply } => {
                 let result = self.leader_restore(size, reader).await;
                 let _ = reply.send(result);
@@ -263,14 +284,19 @@ impl<F: Fsm> Node<F> {
                     let id = self.id.clone();
                     if let Some(commit) = state.commitment.record(&id, last_index) {
                         self.advance_commit(commit).await;
+                        self.advance_change().await;
                     }
                 }
             }
             Event::Progress { peer, term, match_index } if term == self.current_term => {
                 let Some(state) = self.leader_state.as_mut() else { return };
+                let known = state.matches.entry(peer.clone()).or_insert(0);
+                *known = (*known).max(match_index);
                 if let Some(commit) = state.commitment.record(&peer, match_index) {
                     self.advance_commit(commit).await;
                 }
+                self.advance_change().await;
+                self.advance_transfer();
             }
             Event::HeartbeatAck { peer, term, round } if term == self.current_term => {
                 if let Some(state) = self.leader_state.as_mut() {
@@ -292,7 +318,7 @@ impl<F: Fsm> Node<F> {
         }
     }
 
-    async fn advance_commit(&mut self, commit: u64) {
+    pub(super) async fn advance_commit(&mut self, commit: u64) {
         let Some(state) = self.leader_state.as_mut() else { return };
         let rest = state.pending.split_off(&(commit + 1));
         let ready = std::mem::replace(&mut state.pending, rest);

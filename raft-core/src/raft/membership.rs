@@ -1,0 +1,303 @@
+//! Membership changes and leadership transfer, on the leader.
+//!
+//! Changes go one server at a time, as configuration entries that take
+//! effect when appended. A new voter first joins as a non-voter and is
+//! promoted once it has caught up, so adding a fresh node never stalls
+//! commits. A transfer brings the target up to date, then tells it to
+//! campaign at once (TimeoutNow); commands are refused meanwhile.
+
+use super::{Node, Request};
+use crate::error::RaftError;
+use crate::observer::Observation;
+use crate::state::RaftState;
+use crate::{
+    Configuration, ConfigurationChange, Fsm, LogKind, Server, ServerAddress, ServerId, TimeoutNowRequest,
+};
+use bytes::Bytes;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How long a removed server keeps getting entries, so it learns that its
+/// removal committed.
+const REMOVED_GRACE: Duration = Duration::from_millis(500);
+
+/// A membership change under way on the leader.
+pub(crate) struct PendingChange {
+    change: ConfigurationChange,
+    reply: oneshot::Sender<Result<u64, RaftError>>,
+    deadline: Instant,
+    stage: Stage,
+}
+
+enum Stage {
+    /// A new voter, added as a non-voter, must reach `target` before promotion.
+    CatchUp { target: u64 },
+    /// The configuration entry at `index` must commit.
+    Commit { index: u64 },
+}
+
+/// A leadership transfer under way.
+pub(crate) struct Transfer {
+    target: Server,
+    deadline: Instant,
+    reply: oneshot::Sender<Result<(), RaftError>>,
+    timeout_now_sent: bool,
+}
+
+impl<F: Fsm> Node<F> {
+    /// Handles a membership request on the leader.
+    pub(super) async fn start_change(
+        &mut self,
+        change: ConfigurationChange,
+        prev_index: u64,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<u64, RaftError>>,
+    ) {
+        let latest_index = self.configurations.latest_index;
+        let Some(state) = self.leader_state.as_ref() else { return };
+        let refusal = if state.transfer.is_some() {
+            Some(RaftError::LeadershipTransferInProgress)
+        } else if state.change.is_some() || latest_index > self.commit_index {
+            Some(RaftError::ConfigurationChangeInProgress)
+        } else if prev_index != 0 && prev_index != latest_index {
+            Some(RaftError::ConfigurationChanged { prev_index, latest_index })
+        } else {
+            self.configurations.latest.apply_change(&change).err().map(RaftError::from)
+        };
+        if let Some(error) = refusal {
+            let _ = reply.send(Err(error));
+            return;
+        }
+        let deadline = Instant::now() + timeout;
+        let stage = match &change {
+            ConfigurationChange::AddVoter { id, address } if !self.configurations.latest.is_voter(id) => {
+                if self.configurations.latest.server(id).is_none() {
+                    let staging =
+                        ConfigurationChange::AddNonvoter { id: id.clone(), address: address.clone() };
+                    if let Ok(next) = self.configurations.latest.apply_change(&staging) {
+                        self.append_configuration(next).await;
+                    }
+                }
+                Stage::CatchUp { target: self.last_index }
+            }
+            _ => match self.configurations.latest.apply_change(&change) {
+                Ok(next) => Stage::Commit { index: self.append_configuration(next).await },
+                Err(error) => {
+                    let _ = reply.send(Err(error.into()));
+                    return;
+                }
+            },
+        };
+        if let Some(state) = self.leader_state.as_mut() {
+            state.change = Some(PendingChange { change, reply, deadline, stage });
+        }
+        self.advance_change().await;
+    }
+
+    /// Appends `configuration` as the latest, starts replicating to new
+    /// members and recounts the quorum. Returns the entry's index.
+    pub(super) async fn append_configuration(&mut self, configuration: Configuration) -> u64 {
+        let data = crate::codec::configuration_to_bytes(&configuration);
+        self.dispatch(vec![(LogKind::Configuration, data, Bytes::new(), None)]).await;
+        let index = self.last_index;
+        self.set_latest_configuration(index, configuration);
+        self.sync_peers().await;
+        index
+    }
+
+    /// Makes replication and the quorum follow the latest configuration.
+    pub(super) async fn sync_peers(&mut self) {
+        let latest = self.configurations.latest.clone();
+        let Some(state) = self.leader_state.as_mut() else { return };
+        state.commitment.set_voters(latest.voters().map(|s| s.id.clone()));
+        let stop_at = Instant::now() + REMOVED_GRACE;
+        for id in state.peers.keys() {
+            if latest.server(id).is_none() && !state.removed.iter().any(|(r, _)| r == id) {
+                state.removed.push((id.clone(), stop_at));
+            }
+        }
+        state.removed.retain(|(id, _)| latest.server(id).is_none());
+        let new: Vec<Server> = latest
+            .servers
+            .iter()
+            .filter(|s| s.id != self.id && !state.peers.contains_key(&s.id))
+            .cloned()
+            .collect();
+        for server in new {
+            self.start_peer(server);
+        }
+        let commit = self.leader_state.as_mut().and_then(|state| state.commitment.recalculate());
+        if let Some(commit) = commit {
+            self.advance_commit(commit).await;
+        }
+    }
+
+    /// Moves a pending change on: promotes a caught-up new voter, answers
+    /// once the change commits, gives up at its deadline.
+    pub(super) async fn advance_change(&mut self) {
+        let last_index = self.last_index;
+        let commit_index = self.commit_index;
+        let Some(state) = self.leader_state.as_mut() else { return };
+        let Some(pending) = state.change.as_mut() else { return };
+        if Instant::now() > pending.deadline {
+            if let Some(pending) = state.change.take() {
+                let _ = pending.reply.send(Err(RaftError::Timeout));
+            }
+            return;
+        }
+        match pending.stage {
+            Stage::CatchUp { target } => {
+                let matched = state.matches.get(pending.change.id()).copied().unwrap_or(0);
+                if matched >= target.min(last_index) {
+                    let change = pending.change.clone();
+                    match self.configurations.latest.apply_change(&change) {
+                        Ok(next) => {
+                            let index = self.append_configuration(next).await;
+                            if let Some(pending) = self.leader_state.as_mut().and_then(|s| s.change.as_mut())
+                            {
+                                pending.stage = Stage::Commit { index };
+                            }
+                        }
+                        Err(error) => {
+                            if let Some(pending) = self.leader_state.as_mut().and_then(|s| s.change.take()) {
+                                let _ = pending.reply.send(Err(error.into()));
+                            }
+                        }
+                    }
+                }
+            }
+            Stage::Commit { index } if commit_index >= index => {
+                if let Some(pending) = state.change.take() {
+                    let _ = pending.reply.send(Ok(index));
+                }
+            }
+            Stage::Commit { .. } => {}
+        }
+    }
+
+    /// Stops replicating to servers removed a while ago.
+    pub(super) fn reap_removed_peers(&mut self) {
+        let Some(state) = self.leader_state.as_mut() else { return };
+        let now = Instant::now();
+        let (due, keep): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut state.removed).into_iter().partition(|(_, at)| *at <= now);
+        state.removed = keep;
+        for (id, _) in due {
+            if let Some(tasks) = state.peers.remove(&id) {
+                tasks.abort();
+            }
+        }
+    }
+
+    /// Starts handing leadership to `target`, or to the most up-to-date voter.
+    pub(super) fn start_transfer(
+        &mut self,
+        target: Option<(ServerId, ServerAddress)>,
+        reply: oneshot::Sender<Result<(), RaftError>>,
+    ) {
+        let timeout = self.config.election_timeout * 4;
+        let target_given = target.clone();
+        let Some(state) = self.leader_state.as_mut() else { return };
+        if state.transfer.is_some() {
+            let _ = reply.send(Err(RaftError::LeadershipTransferInProgress));
+            return;
+        }
+        let voters: Vec<&Server> = self.configurations.latest.voters().filter(|s| s.id != self.id).collect();
+        let chosen = match &target {
+            Some((id, _)) => voters
+                .iter()
+                .find(|s| &s.id == id)
+                .map(|s| (*s).clone())
+                .ok_or(RaftError::NotVoter(id.clone())),
+            None => voters
+                .iter()
+                .max_by_key(|s| state.matches.get(&s.id).copied().unwrap_or(0))
+                .map(|s| (*s).clone())
+                .ok_or(RaftError::NoTransferTarget),
+        };
+        let mut target = match chosen {
+            Ok(target) => target,
+            Err(error) => {
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
+        if let Some((_, address)) = target_given {
+            target.address = address;
+        }
+        tracing::info!(id = %self.id, target = %target.id, "transferring leadership");
+        let _ = self.observers.send(Observation::LeadershipTransferStarted { target: target.id.clone() });
+        let deadline = Instant::now() + timeout;
+        state.transfer = Some(Transfer { target, deadline, reply, timeout_now_sent: false });
+        self.advance_transfer();
+    }
+
+    /// Sends TimeoutNow once the target holds the whole log; gives up at the deadline.
+    pub(super) fn advance_transfer(&mut self) {
+        let last_index = self.last_index;
+        let term = self.current_term;
+        let header = self.header();
+        let Some(state) = self.leader_state.as_mut() else { return };
+        let Some(transfer) = state.transfer.as_mut() else { return };
+        if Instant::now() > transfer.deadline {
+            if let Some(transfer) = state.transfer.take() {
+                tracing::warn!(target = %transfer.target.id, "leadership transfer timed out; resuming");
+                let _ =
+                    self.observers.send(Observation::LeadershipTransferFailed { target: transfer.target.id });
+                let _ = transfer.reply.send(Err(RaftError::Timeout));
+            }
+            return;
+        }
+        let matched = state.matches.get(&transfer.target.id).copied().unwrap_or(0);
+        if !transfer.timeout_now_sent && matched >= last_index {
+            transfer.timeout_now_sent = true;
+            let transport = self.transport.clone();
+            let address = transfer.target.address.clone();
+            tokio::spawn(async move {
+                if let Err(error) = transport.timeout_now(address, TimeoutNowRequest { header, term }).await {
+                    tracing::warn!(%error, "TimeoutNow failed");
+                }
+            });
+        }
+    }
+
+    /// Steps down or shuts down once a committed configuration leaves this node out.
+    pub(super) fn check_removed(&mut self) {
+        let committed = &self.configurations.committed;
+        if committed.servers.is_empty() || committed.server(&self.id).is_some() {
+            return;
+        }
+        if self.config.shutdown_on_remove {
+            tracing::info!(id = %self.id, "removed from the cluster; shutting down");
+            self.set_role(RaftState::Shutdown);
+        } else if self.role == RaftState::Leader {
+            tracing::info!(id = %self.id, "removed from the cluster; stepping down");
+            self.set_role(RaftState::Follower);
+        }
+    }
+
+    /// Refuses requests a leader cannot take during a transfer.
+    pub(super) fn refuse_during_transfer(
+        &self,
+        request: Request<F::Response>,
+    ) -> Option<Request<F::Response>> {
+        let transferring = self.leader_state.as_ref().is_some_and(|s| s.transfer.is_some());
+        match request {
+            Request::Apply { reply, .. } if transferring => {
+                let _ = reply.send(Err(RaftError::LeadershipTransferInProgress));
+                None
+            }
+            other => Some(other),
+        }
+    }
+
+    /// Answers what a leader had under way when its leadership ends.
+    pub(super) fn end_membership_work(change: Option<PendingChange>, transfer: Option<Transfer>) {
+        if let Some(change) = change {
+            let _ = change.reply.send(Err(RaftError::LeadershipLost));
+        }
+        if let Some(transfer) = transfer {
+            let _ = transfer.reply.send(Ok(()));
+        }
+    }
+}
