@@ -63,6 +63,45 @@ impl<F: Fn(usize) -> NodeStores + Send + Sync + 'static> StoreFactory for F {
     }
 }
 
+/// Durable stores for each node in its own directory under a temporary one:
+/// `open` opens (or creates) a store in a directory, and the snapshots go
+/// to a [`FileSnapshotStore`](raft_core::FileSnapshotStore) beside it.
+/// Restarting a node closes its store and opens it again from disk.
+pub struct DirStores<S> {
+    dir: tempfile::TempDir,
+    open: Box<dyn Fn(&std::path::Path) -> S + Send + Sync>,
+}
+
+impl<S: LogStore + StableStore> DirStores<S> {
+    /// Stores opened with `open`.
+    ///
+    /// # Panics
+    ///
+    /// If no temporary directory can be made.
+    pub fn new(open: impl Fn(&std::path::Path) -> S + Send + Sync + 'static) -> Self {
+        Self { dir: tempfile::tempdir().expect("a temporary directory"), open: Box::new(open) }
+    }
+
+    fn open_node(&self, node: usize) -> NodeStores {
+        let dir = self.dir.path().join(format!("node-{node}"));
+        let store = Arc::new((self.open)(&dir.join("store")));
+        let snapshots =
+            raft_core::FileSnapshotStore::open(dir.join("snapshots"), 2).expect("a snapshot store");
+        NodeStores { logs: store.clone(), stable: store, snapshots: Arc::new(snapshots) }
+    }
+}
+
+impl<S: LogStore + StableStore> StoreFactory for DirStores<S> {
+    fn create(&self, node: usize) -> NodeStores {
+        self.open_node(node)
+    }
+
+    fn reopen(&self, node: usize, stores: NodeStores) -> NodeStores {
+        drop(stores);
+        self.open_node(node)
+    }
+}
+
 /// Connects a cluster's nodes and breaks the connections on demand.
 pub trait Network: Send + Sync + 'static {
     /// The seed of the network's random decisions, printed on failure.
@@ -168,7 +207,8 @@ pub fn test_config(id: ServerId) -> Config {
 
 struct Slot {
     raft: Option<Raft<TestFsm>>,
-    stores: NodeStores,
+    /// Taken out only while the node's stores are being reopened.
+    stores: Option<NodeStores>,
     connected: bool,
 }
 
@@ -221,7 +261,8 @@ impl Cluster {
     ) -> Self {
         let network: Arc<dyn Network> = Arc::new(network);
         let stores: Arc<dyn StoreFactory> = Arc::new(stores);
-        let nodes = (0..n).map(|i| Slot { raft: None, stores: stores.create(i), connected: true }).collect();
+        let nodes =
+            (0..n).map(|i| Slot { raft: None, stores: Some(stores.create(i)), connected: true }).collect();
         let mut cluster = Self { network, stores, nodes, checker: Arc::new(Checker::default()), config };
         let configuration = cluster.configuration_of(0..members);
         for i in 0..n {
@@ -289,7 +330,10 @@ impl Cluster {
 
     /// Node `i`'s stores.
     pub fn stores(&self, i: usize) -> &NodeStores {
-        &self.nodes[i].stores
+        match &self.nodes[i].stores {
+            Some(stores) => stores,
+            None => self.fail(&format!("node {i}'s stores are being reopened")),
+        }
     }
 
     /// Whether node `i` is running.
@@ -299,7 +343,7 @@ impl Cluster {
 
     async fn start(&mut self, i: usize) {
         let transport = self.network.transport(i).await;
-        let stores = self.nodes[i].stores.clone();
+        let stores = self.stores(i).clone();
         let fsm = TestFsm::new(i, self.checker.clone());
         let config = (self.config)(self.id(i));
         match Raft::new(config, fsm, stores.logs, stores.stable, stores.snapshots, transport).await {
@@ -320,8 +364,11 @@ impl Cluster {
     pub async fn restart(&mut self, i: usize) {
         self.crash(i).await;
         self.checker.forget_node(i);
-        let stores = self.nodes[i].stores.clone();
-        self.nodes[i].stores = self.stores.reopen(i, stores);
+        // Hand over the only handle the cluster keeps, so a durable store
+        // can close its files before opening them again.
+        if let Some(stores) = self.nodes[i].stores.take() {
+            self.nodes[i].stores = Some(self.stores.reopen(i, stores));
+        }
         self.start(i).await;
     }
 

@@ -14,6 +14,7 @@
 //!   [`cluster::Network`] and [`cluster::StoreFactory`].
 //! - [`scenarios`]: the cluster scenarios, run by [`cluster_suite!`].
 //! - [`test_fsm`]: the scenarios' state machine and its consistency checker.
+//! - [`crash`]: the SIGKILL crash test for durable stores.
 //!
 //! # Running a suite
 //!
@@ -37,6 +38,7 @@
 //! file may run all three suites; put each store's calls in its own module.
 
 pub mod cluster;
+pub mod crash;
 pub mod log_store;
 pub mod scenarios;
 pub mod snapshot_store;
@@ -312,8 +314,10 @@ macro_rules! __cluster_cases {
     };
 }
 
-/// Runs every cluster scenario of [`scenarios`], each as its own `#[test]`
-/// in a module `cluster_scenarios`.
+/// Runs every cluster scenario of [`scenarios`] (or those listed after
+/// `scenarios = [...]`, or with `scenarios = durable` the ones that exercise
+/// a durable store: persistence across crashes, Figure 8, churn, snapshots
+/// and restarts), each as its own `#[test]` in a module `cluster_scenarios`.
 ///
 /// `network` is an expression making a fresh [`cluster::Network`] (evaluated
 /// once per scenario, so use a fresh seed each time, e.g. with
@@ -328,6 +332,25 @@ macro_rules! __cluster_cases {
 /// ```
 #[macro_export]
 macro_rules! cluster_suite {
+    (network = $network:expr, stores = $stores:expr, scenarios = durable $(,)?) => {
+        $crate::__cluster_cases!($network, $stores, [
+            basic_agreement_3,
+            persist_1,
+            persist_2,
+            persist_3,
+            figure_8,
+            reliable_churn,
+            unreliable_churn,
+            snapshot_install,
+            snapshot_install_after_crash,
+            snapshot_all_crash_and_restart,
+            snapshot_restart_without_log,
+            membership_add_far_behind_node,
+        ]);
+    };
+    (network = $network:expr, stores = $stores:expr, scenarios = [$($case:ident),* $(,)?] $(,)?) => {
+        $crate::__cluster_cases!($network, $stores, [$($case),*]);
+    };
     (network = $network:expr, stores = $stores:expr $(,)?) => {
         $crate::__cluster_cases!(
             $network,

@@ -68,6 +68,14 @@ pub enum DecodeError {
         /// The field being read.
         field: &'static str,
     },
+    /// A checksummed value's checksum does not match its bytes.
+    #[error("checksum {actual:#010x} does not match the stored {expected:#010x}")]
+    ChecksumMismatch {
+        /// The checksum stored with the value.
+        expected: u32,
+        /// The checksum of the bytes read.
+        actual: u32,
+    },
     /// Bytes were left over after a complete value.
     #[error("{count} unexpected bytes after the value")]
     TrailingBytes {
@@ -502,6 +510,33 @@ pub fn decode_message(input: Bytes) -> Result<Message, DecodeError> {
     let message = reader.message()?;
     reader.finish()?;
     Ok(message)
+}
+
+/// Encodes a log entry for a store that keeps no checksums of its own:
+/// a CRC32 (u32 LE) of the rest, then [`encode_log`]'s bytes.
+pub fn encode_log_with_crc(log: &Log) -> Vec<u8> {
+    let mut body = BytesMut::with_capacity(encoded_log_len(log));
+    encode_log(log, &mut body);
+    let mut value = Vec::with_capacity(4 + body.len());
+    value.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    value.extend_from_slice(&body);
+    value
+}
+
+/// Decodes what [`encode_log_with_crc`] wrote, checking the CRC first. The
+/// entry's byte fields are copied out of `value` (stores hand out borrowed
+/// pages).
+pub fn decode_log_with_crc(value: &[u8]) -> Result<Log, DecodeError> {
+    if value.len() < 4 {
+        return Err(DecodeError::Truncated { field: "entry checksum", needed: 4, remaining: value.len() });
+    }
+    let (crc, body) = value.split_at(4);
+    let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let actual = crc32fast::hash(body);
+    if expected != actual {
+        return Err(DecodeError::ChecksumMismatch { expected, actual });
+    }
+    decode_log(Bytes::copy_from_slice(body))
 }
 
 /// Encodes a configuration into a fresh buffer, as stored in a

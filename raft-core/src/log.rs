@@ -237,6 +237,18 @@ pub fn check_batch(last: u64, logs: &[Log]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Decodes an entry a store kept with [`codec::encode_log_with_crc`](crate::codec::encode_log_with_crc)
+/// under key `index`: a bad checksum, a bad encoding or an entry of another
+/// index is [`StoreError::Corrupt`] naming the index.
+pub fn decode_stored_entry(index: u64, value: &[u8]) -> Result<Log, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt { location: format!("log index {index}"), reason };
+    let log = crate::codec::decode_log_with_crc(value).map_err(|e| corrupt(e.to_string()))?;
+    if log.index != index {
+        return Err(corrupt(format!("the entry stored there says index {}", log.index)));
+    }
+    Ok(log)
+}
+
 /// What a `delete_range(min, max)` does to a log `first..=last`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeletePlan {

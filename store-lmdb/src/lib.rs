@@ -1,4 +1,34 @@
-//! raft-kit: the durable LMDB store (on heed).
+//! A durable raft-kit [`LogStore`](raft_core::LogStore) and
+//! [`StableStore`](raft_core::StableStore) on LMDB, through [heed].
 //!
-//! **Not built yet.** This crate is a placeholder in the workspace so that the
-//! crate map is complete; it has no API. It lands with the store-lmdb and store-redb issue.
+//! One [`LmdbStore`] holds the log and the stable values in one LMDB
+//! environment, as raft-boltdb does, so a node needs one store for both.
+//!
+//! # Layout
+//!
+//! - [`LmdbStore`]: the store; [`LmdbOptions`] opens it.
+//! - [`Durability`]: what a returned write promises.
+//! - `env.rs` (private): the only `unsafe` code, opening and resizing the environment.
+//! - The file layout, and what damage is detected: `docs/storage-format.md`
+//!   in this crate.
+//!
+//! # Quick start
+//!
+//! ```
+//! use raft_core::{Log, LogStore, StableStore};
+//! use store_lmdb::LmdbOptions;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = LmdbOptions::new(dir.path()).open()?;
+//! store.store_logs(&[Log::command(1, 1, "set x = 1")])?;
+//! store.set_u64(b"CurrentTerm", 1)?;
+//! drop(store);
+//! let store = LmdbOptions::new(dir.path()).open()?;
+//! assert_eq!(store.get_log(1)?.map(|l| l.data), Some("set x = 1".into()));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod env;
+mod store;
+
+pub use store::{Durability, FORMAT_VERSION, LmdbOptions, LmdbStore};

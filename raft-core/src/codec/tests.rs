@@ -170,6 +170,15 @@ proptest! {
     }
 
     #[test]
+    fn checksummed_logs_round_trip_and_catch_flips(log in log_strategy(), at in any::<prop::sample::Index>(), bits in 1u8..) {
+        let mut stored = encode_log_with_crc(&log);
+        prop_assert_eq!(decode_log_with_crc(&stored).ok(), Some(log));
+        let at = at.index(stored.len());
+        stored[at] ^= bits;
+        prop_assert!(decode_log_with_crc(&stored).is_err(), "a flipped byte at {} went unnoticed", at);
+    }
+
+    #[test]
     fn every_truncation_is_an_error(message in message_strategy(), cut in any::<prop::sample::Index>()) {
         let encoded = message_to_bytes(&message);
         let len = cut.index(encoded.len());

@@ -1,0 +1,105 @@
+//! What is particular to the LMDB store: the map grows when full, up to its
+//! maximum and then a typed error; damaged values and truncated files give
+//! typed errors, never a wrong entry; another format version is refused.
+
+use bytes::Bytes;
+use raft_core::{Log, LogStore, StableStore, StoreError};
+use store_lmdb::{Durability, LmdbOptions, LmdbStore};
+
+fn marked(index: u64) -> Log {
+    Log::command(index, 1, Bytes::from(format!("MARKER-{index:06}-").repeat(20)))
+}
+
+#[test]
+fn a_full_map_grows_and_the_write_goes_through() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        LmdbOptions::new(dir.path()).map_size_initial(1 << 20).map_size_max(64 << 20).open().expect("open");
+    let before = store.map_size();
+    // 4 MiB of entries into a 1 MiB map.
+    let big = Bytes::from(vec![7u8; 64 << 10]);
+    let logs: Vec<Log> = (1..=64).map(|i| Log::command(i, 1, big.clone())).collect();
+    store.store_logs(&logs).expect("the map grows instead of failing");
+    assert!(store.map_size() > before, "the map did not grow");
+    assert_eq!(store.get_log(64).expect("get").expect("present").data, big);
+}
+
+#[test]
+fn a_map_at_its_maximum_is_a_typed_error_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        LmdbOptions::new(dir.path()).map_size_initial(1 << 20).map_size_max(2 << 20).open().expect("open");
+    store.store_logs(&[marked(1)]).expect("a small write fits");
+    let huge: Vec<Log> = (2..=100).map(|i| Log::command(i, 1, vec![1u8; 64 << 10])).collect();
+    let err = store.store_logs(&huge).expect_err("6 MiB cannot fit in 2 MiB");
+    assert!(matches!(err, StoreError::Full(_)), "{err:?}");
+    assert_eq!(store.last_index().expect("last"), 1, "the failed batch left nothing behind");
+    assert_eq!(store.get_log(1).expect("get"), Some(marked(1)));
+}
+
+#[test]
+fn a_flipped_byte_in_an_entry_is_caught_by_its_checksum() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = LmdbStore::open(dir.path()).expect("open");
+        store.store_logs(&(1..=200).map(marked).collect::<Vec<_>>()).expect("store");
+    }
+    let path = dir.path().join("data.mdb");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let marker = b"MARKER-000123-";
+    let at = bytes.windows(marker.len()).position(|w| w == marker).expect("the entry is in the file");
+    bytes[at + 3] ^= 0x20;
+    std::fs::write(&path, &bytes).expect("write");
+    let store = LmdbStore::open(dir.path()).expect("open");
+    let err = store.get_log(123).expect_err("a damaged entry must not read");
+    assert!(matches!(err, StoreError::Corrupt { ref location, .. } if location.contains("123")), "{err:?}");
+    assert!(store.get_logs(120, 130, u64::MAX).is_err(), "a range over the damage fails too");
+    assert_eq!(store.get_log(122).expect("a sound entry"), Some(marked(122)));
+}
+
+#[test]
+fn a_truncated_data_file_is_refused_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = LmdbStore::open(dir.path()).expect("open");
+        store.store_logs(&(1..=500).map(marked).collect::<Vec<_>>()).expect("store");
+    }
+    let path = dir.path().join("data.mdb");
+    let bytes = std::fs::read(&path).expect("read");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
+    let err = LmdbStore::open(dir.path()).expect_err("a truncated file");
+    assert!(matches!(err, StoreError::Corrupt { .. } | StoreError::Backend(_)), "{err:?}");
+}
+
+#[test]
+fn another_format_version_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(LmdbStore::open(dir.path()).expect("create"));
+    // Rewrite the version record the way a future format would.
+    let path = dir.path().join("data.mdb");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let key = b"format_version";
+    let at = bytes.windows(key.len()).position(|w| w == key).expect("the record is in the file");
+    let value = at + key.len();
+    let window = &mut bytes[value..value + 64];
+    let one = 1u64.to_be_bytes();
+    let pos = window.windows(8).position(|w| w == one).expect("the version value follows its key");
+    window[pos..pos + 8].copy_from_slice(&9u64.to_be_bytes());
+    std::fs::write(&path, &bytes).expect("write");
+    let err = LmdbStore::open(dir.path()).expect_err("an unknown version");
+    assert!(matches!(err, StoreError::UnsupportedVersion { found: 9, expected: 1 }), "{err:?}");
+}
+
+#[test]
+fn weaker_durability_modes_still_store_and_read() {
+    for durability in [Durability::NoMetaSync, Durability::NoSync] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LmdbOptions::new(dir.path()).durability(durability).open().expect("open");
+        store.store_logs(&[marked(1), marked(2)]).expect("store");
+        store.set_u64(b"k", 5).expect("set");
+        drop(store);
+        let store = LmdbStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.get_log(2).expect("get"), Some(marked(2)));
+        assert_eq!(store.get_u64(b"k").expect("get"), Some(5));
+    }
+}
