@@ -1,4 +1,16 @@
-//! raft-kit: the criterion benchmarks.
+//! Benchmarks for raft-kit: criterion benchmarks of the stores, the snapshot
+//! store and the codec (`cargo bench -p benches`), the cluster benchmark
+//! (`cargo run --release -p benches --bin cluster`), and the report that
+//! turns their results into `docs/benchmarks.md`
+//! (`cargo run --release -p benches --bin report`).
 //!
-//! **Not built yet.** This crate is a placeholder in the workspace so that the
-//! crate map is complete; it has no API. It lands with the benchmarks issue.
+//! This crate is not a default member of the workspace, so plain `cargo
+//! build` and `cargo test` do not compile criterion.
+//!
+//! # Layout
+//!
+//! - [`raw`]: the raw-file baseline the stores are measured against.
+//! - [`entries`]: the entries the benchmarks write.
+
+pub mod entries;
+pub mod raw;

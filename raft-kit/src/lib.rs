@@ -16,10 +16,81 @@
 //! | feature | what it enables |
 //! |---------|-----------------|
 //! | `mem` (default) | `store::mem`: in-memory log, stable and snapshot stores |
+//! | `lmdb` | `store::lmdb`: the durable LMDB store (heed) |
+//! | `redb` | `store::redb`: the durable redb store |
 //! | `inmem` | `transport::inmem`: the in-process transport with fault injection |
+//! | `full` | all of the above |
 //!
-//! The LMDB and redb stores and the TCP transport get their features as
-//! their crates land.
+//! The file and discard snapshot stores are part of the core and always
+//! available. The TCP transport gets its `tcp` and `tls` features when its
+//! crate lands.
+//!
+//! # Choosing a backend
+//!
+//! A node on the durable LMDB store, its snapshots in files (feature `lmdb`):
+//!
+//! ```
+//! # #[cfg(all(feature = "lmdb", feature = "inmem"))]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let network = raft_kit::transport::inmem::InmemNetwork::new(1);
+//! # let transport = network.transport("node-1");
+//! # let fsm = raft_kit::doc_fsm::Counter::default();
+//! use raft_kit::prelude::*;
+//! use raft_kit::store::lmdb::LmdbStore;
+//! use raft_kit::FileSnapshotStore;
+//! use std::sync::Arc;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Arc::new(LmdbStore::open(dir.path().join("raft"))?);
+//! let snapshots = FileSnapshotStore::open(dir.path().join("snapshots"), 2)?;
+//! let raft = Raft::new(Config::new("node-1"), fsm, store.clone(), store, snapshots, transport).await?;
+//! # raft.shutdown().await?;
+//! # Ok(()) }
+//! # #[cfg(not(all(feature = "lmdb", feature = "inmem")))] fn main() {}
+//! ```
+//!
+//! The same on redb (feature `redb`):
+//!
+//! ```
+//! # #[cfg(all(feature = "redb", feature = "inmem"))]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let network = raft_kit::transport::inmem::InmemNetwork::new(1);
+//! # let transport = network.transport("node-1");
+//! # let fsm = raft_kit::doc_fsm::Counter::default();
+//! use raft_kit::prelude::*;
+//! use raft_kit::store::redb::RedbStore;
+//! use raft_kit::FileSnapshotStore;
+//! use std::sync::Arc;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Arc::new(RedbStore::open(dir.path().join("raft.redb"))?);
+//! let snapshots = FileSnapshotStore::open(dir.path().join("snapshots"), 2)?;
+//! let raft = Raft::new(Config::new("node-1"), fsm, store.clone(), store, snapshots, transport).await?;
+//! # raft.shutdown().await?;
+//! # Ok(()) }
+//! # #[cfg(not(all(feature = "redb", feature = "inmem")))] fn main() {}
+//! ```
+//!
+//! In memory, for tests and nodes rebuilt from the cluster (feature `mem`):
+//!
+//! ```
+//! # #[cfg(all(feature = "mem", feature = "inmem"))]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let network = raft_kit::transport::inmem::InmemNetwork::new(1);
+//! # let transport = network.transport("node-1");
+//! # let fsm = raft_kit::doc_fsm::Counter::default();
+//! use raft_kit::prelude::*;
+//! use raft_kit::store::mem::{InmemSnapshotStore, MemLogStore, MemStableStore};
+//!
+//! let (logs, stable, snapshots) = (MemLogStore::new(), MemStableStore::new(), InmemSnapshotStore::new());
+//! let raft = Raft::new(Config::new("node-1"), fsm, logs, stable, snapshots, transport).await?;
+//! # raft.shutdown().await?;
+//! # Ok(()) }
+//! # #[cfg(not(all(feature = "mem", feature = "inmem")))] fn main() {}
+//! ```
 //!
 //! # Quick start
 //!
@@ -43,6 +114,45 @@ pub mod store {
     #[cfg(feature = "mem")]
     pub mod mem {
         pub use store_mem::*;
+    }
+
+    /// The durable LMDB store (feature `lmdb`).
+    #[cfg(feature = "lmdb")]
+    pub mod lmdb {
+        pub use store_lmdb::*;
+    }
+
+    /// The durable redb store (feature `redb`).
+    #[cfg(feature = "redb")]
+    pub mod redb {
+        pub use store_redb::*;
+    }
+}
+
+/// A tiny state machine for the examples in these docs.
+#[doc(hidden)]
+pub mod doc_fsm {
+    use raft_core::{Fsm, FsmError, FsmSnapshot, Log, SnapshotReader};
+
+    /// Counts the commands it applies.
+    #[derive(Default)]
+    pub struct Counter(pub u64);
+
+    impl Fsm for Counter {
+        type Response = u64;
+
+        fn apply(&mut self, _log: &Log) -> u64 {
+            self.0 += 1;
+            self.0
+        }
+
+        fn snapshot(&mut self) -> Result<Box<dyn FsmSnapshot>, FsmError> {
+            Err(FsmError::new("the example counter does not snapshot"))
+        }
+
+        fn restore(&mut self, _snapshot: SnapshotReader) -> Result<(), FsmError> {
+            Ok(())
+        }
     }
 }
 
