@@ -264,12 +264,12 @@ impl Cluster {
         let nodes =
             (0..n).map(|i| Slot { raft: None, stores: Some(stores.create(i)), connected: true }).collect();
         let mut cluster = Self { network, stores, nodes, checker: Arc::new(Checker::default()), config };
-        let configuration = cluster.configuration_of(0..members);
         for i in 0..n {
             cluster.start(i).await;
-            if i >= members {
-                continue;
-            }
+        }
+        // Addresses are known once every transport is up (TCP binds port 0).
+        let configuration = cluster.configuration_of(0..members);
+        for i in 0..members {
             let raft = cluster.raft(i);
             if let Err(error) = raft.bootstrap_cluster(configuration.clone()).await {
                 cluster.fail(&format!("bootstrapping node {i} failed: {error}"));

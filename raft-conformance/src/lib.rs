@@ -15,6 +15,7 @@
 //! - [`scenarios`]: the cluster scenarios, run by [`cluster_suite!`].
 //! - [`test_fsm`]: the scenarios' state machine and its consistency checker.
 //! - [`crash`]: the SIGKILL crash test for durable stores.
+//! - [`transport`]: the [`Transport`](raft_core::Transport) cases, run by [`transport_suite!`].
 //!
 //! # Running a suite
 //!
@@ -44,6 +45,7 @@ pub mod scenarios;
 pub mod snapshot_store;
 pub mod stable_store;
 pub mod test_fsm;
+pub mod transport;
 
 use raft_core::{
     Log, LogStore, NewSnapshot, SnapshotError, SnapshotMeta, SnapshotReader, SnapshotSink, SnapshotStore,
@@ -399,5 +401,48 @@ macro_rules! cluster_suite {
                 leadership_transfer_refusals_and_timeout,
             ]
         );
+    };
+}
+
+/// Runs the [`Transport`](raft_core::Transport) conformance cases, each as
+/// its own `#[test]` in a module `transport_conformance`, with transports
+/// made by `$factory` (an expression giving a fresh
+/// [`transport::TransportFactory`] for each case).
+#[macro_export]
+macro_rules! transport_suite {
+    ($factory:expr $(,)?) => {
+        #[allow(unused_imports)]
+        mod transport_conformance {
+            use super::*;
+            $crate::__transport_cases!(
+                $factory,
+                [
+                    every_rpc_round_trips,
+                    pipeline_keeps_order_and_applies_back_pressure,
+                    large_append_entries_goes_through,
+                    large_snapshot_streams,
+                    unreachable_peer_errors_in_time,
+                    restarted_peer_is_reconnected,
+                    many_concurrent_callers,
+                    calls_after_shutdown_fail_cleanly
+                ]
+            );
+        }
+    };
+}
+
+/// One test per transport case.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __transport_cases {
+    ($factory:expr, [$($case:ident),*]) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::cluster::run_scenario(::std::time::Duration::from_secs(120), || {
+                    $crate::transport::$case($factory)
+                });
+            }
+        )*
     };
 }

@@ -39,12 +39,12 @@ impl Checker {
         // Applying in order, a node must have applied every command committed
         // between its last apply and this one; one it skipped was lost (for
         // example overwritten by a non-command entry).
-        if let Some((skipped, command)) = state.committed.range((Excluded(last), Excluded(index))).next() {
-            if state.violation.is_none() {
-                state.violation = Some(format!(
-                    "node {node} applied index {index} but skipped committed {command:?} at {skipped}"
-                ));
-            }
+        if let Some((skipped, command)) = state.committed.range((Excluded(last), Excluded(index))).next()
+            && state.violation.is_none()
+        {
+            state.violation = Some(format!(
+                "node {node} applied index {index} but skipped committed {command:?} at {skipped}"
+            ));
         }
         match state.committed.get(&index) {
             Some(existing) if existing != &command && state.violation.is_none() => {

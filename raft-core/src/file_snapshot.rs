@@ -169,15 +169,15 @@ impl SnapshotStore for FileSnapshotStore {
 
 /// Turns an I/O error from a [`CheckedReader`] back into the snapshot error it carries.
 fn into_snapshot_error(error: io::Error, id: &str) -> SnapshotError {
-    if error.kind() == io::ErrorKind::InvalidData {
-        if let Some(inner) = error.get_ref().and_then(|e| e.downcast_ref::<SnapshotError>()) {
-            return match inner {
-                SnapshotError::ChecksumMismatch { id, expected, actual } => {
-                    SnapshotError::ChecksumMismatch { id: id.clone(), expected: *expected, actual: *actual }
-                }
-                other => SnapshotError::Corrupt { id: id.to_owned(), reason: other.to_string() },
-            };
-        }
+    if error.kind() == io::ErrorKind::InvalidData
+        && let Some(inner) = error.get_ref().and_then(|e| e.downcast_ref::<SnapshotError>())
+    {
+        return match inner {
+            SnapshotError::ChecksumMismatch { id, expected, actual } => {
+                SnapshotError::ChecksumMismatch { id: id.clone(), expected: *expected, actual: *actual }
+            }
+            other => SnapshotError::Corrupt { id: id.to_owned(), reason: other.to_string() },
+        };
     }
     SnapshotError::Io(error)
 }

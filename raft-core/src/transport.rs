@@ -321,3 +321,38 @@ pub fn spawn_pipeline(transport: Arc<dyn Transport>, target: ServerAddress, dept
     });
     AppendPipeline { requests: requests_tx, responses: responses_rx }
 }
+
+/// A [`SnapshotStream`] over chunks arriving on a channel: each `Ok` chunk
+/// is read in order, an `Err` ends the stream with that error, and the
+/// stream ends when every sender is dropped. Transports use it to hand a
+/// snapshot arriving in frames to the node without buffering it whole.
+pub fn chunk_stream(chunks: mpsc::Receiver<std::io::Result<bytes::Bytes>>) -> SnapshotStream {
+    Box::pin(ChunkStream { chunks, current: bytes::Bytes::new() })
+}
+
+struct ChunkStream {
+    chunks: mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    current: bytes::Bytes,
+}
+
+impl AsyncRead for ChunkStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        while self.current.is_empty() {
+            match self.chunks.poll_recv(cx) {
+                Poll::Ready(Some(Ok(chunk))) => self.current = chunk,
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let n = self.current.len().min(buf.remaining());
+        let chunk = self.current.split_to(n);
+        buf.put_slice(&chunk);
+        Poll::Ready(Ok(()))
+    }
+}

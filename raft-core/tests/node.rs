@@ -173,10 +173,10 @@ async fn observers_see_leader_changes_votes_and_heartbeat_failures() {
     cluster.network.disconnect(&addr(follower));
     let failed = tokio::time::timeout(SECOND * 5, async {
         loop {
-            if let Ok(Observation::PeerHeartbeatFailed { peer, .. }) = leader_events.recv().await {
-                if peer == id(follower) {
-                    return;
-                }
+            if let Ok(Observation::PeerHeartbeatFailed { peer, .. }) = leader_events.recv().await
+                && peer == id(follower)
+            {
+                return;
             }
         }
     })
@@ -185,10 +185,10 @@ async fn observers_see_leader_changes_votes_and_heartbeat_failures() {
     cluster.network.connect(&addr(follower));
     let resumed = tokio::time::timeout(SECOND * 5, async {
         loop {
-            if let Ok(Observation::PeerHeartbeatResumed { peer }) = leader_events.recv().await {
-                if peer == id(follower) {
-                    return;
-                }
+            if let Ok(Observation::PeerHeartbeatResumed { peer }) = leader_events.recv().await
+                && peer == id(follower)
+            {
+                return;
             }
         }
     })

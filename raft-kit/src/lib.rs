@@ -19,11 +19,12 @@
 //! | `lmdb` | `store::lmdb`: the durable LMDB store (heed) |
 //! | `redb` | `store::redb`: the durable redb store |
 //! | `inmem` | `transport::inmem`: the in-process transport with fault injection |
+//! | `tcp` | `transport::tcp`: the tokio TCP transport |
+//! | `tls` | mutual TLS for the TCP transport (implies `tcp`) |
 //! | `full` | all of the above |
 //!
 //! The file and discard snapshot stores are part of the core and always
-//! available. The TCP transport gets its `tcp` and `tls` features when its
-//! crate lands.
+//! available.
 //!
 //! # Choosing a backend
 //!
@@ -162,6 +163,12 @@ pub mod transport {
     #[cfg(feature = "inmem")]
     pub mod inmem {
         pub use transport_inmem::*;
+    }
+
+    /// The tokio TCP transport (feature `tcp`; mutual TLS with `tls`).
+    #[cfg(feature = "tcp")]
+    pub mod tcp {
+        pub use transport_tcp::*;
     }
 }
 

@@ -1,4 +1,4 @@
-//! A durable raft-kit [`LogStore`] and [`StableStore`] on [redb], a pure-Rust
+//! A durable raft-kit [`LogStore`](raft_core::LogStore) and [`StableStore`](raft_core::StableStore) on [redb], a pure-Rust
 //! embedded database with ACID transactions.
 //!
 //! One [`RedbStore`] holds the log and the stable values in one database

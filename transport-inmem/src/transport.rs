@@ -8,7 +8,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// One node's end of an [`InmemNetwork`].
+///
+/// Cheap to clone: clones are the same endpoint.
+#[derive(Clone)]
 pub struct InmemTransport {
+    inner: Arc<Endpoint>,
+}
+
+/// The state every clone of an [`InmemTransport`] shares.
+#[doc(hidden)]
+pub struct Endpoint {
     network: InmemNetwork,
     addr: ServerAddress,
     instance: u64,
@@ -17,11 +26,22 @@ pub struct InmemTransport {
     counters: Arc<Counters>,
 }
 
+impl std::ops::Deref for InmemTransport {
+    type Target = Endpoint;
+
+    fn deref(&self) -> &Endpoint {
+        &self.inner
+    }
+}
+
 impl std::fmt::Debug for InmemTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InmemTransport").field("addr", &self.addr).finish()
     }
 }
+
+/// How many AppendEntries a pipeline keeps in flight.
+const PIPELINE_DEPTH: usize = 16;
 
 /// A message type that can travel through the codec as a [`Message`].
 trait Wire: Sized {
@@ -98,14 +118,10 @@ impl InmemTransport {
         receiver: RpcReceiver,
     ) -> Self {
         let counters = network.shared.counters(&addr);
-        Self {
-            network,
-            addr,
-            instance,
-            consumer: Mutex::new(Some(receiver)),
-            closed: AtomicBool::new(false),
-            counters,
-        }
+        let consumer = Mutex::new(Some(receiver));
+        let endpoint =
+            Endpoint { network, addr, instance, consumer, closed: AtomicBool::new(false), counters };
+        Self { inner: Arc::new(endpoint) }
     }
 
     async fn fail_after_a_while(&self, error: TransportError) -> TransportError {
@@ -234,6 +250,19 @@ impl Transport for InmemTransport {
         request: TimeoutNowRequest,
     ) -> BoxFuture<'_, Result<TimeoutNowResponse, TransportError>> {
         Box::pin(self.call(target, request, |request, respond| Rpc::TimeoutNow { request, respond }))
+    }
+
+    fn append_entries_pipeline(
+        &self,
+        target: ServerAddress,
+    ) -> BoxFuture<'_, Result<AppendPipeline, TransportError>> {
+        Box::pin(async move {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(TransportError::Shutdown);
+            }
+            let transport: Arc<dyn Transport> = Arc::new(self.clone());
+            Ok(raft_core::transport::spawn_pipeline(transport, target, PIPELINE_DEPTH))
+        })
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {

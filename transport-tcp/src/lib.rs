@@ -1,4 +1,53 @@
-//! raft-kit: the tokio TCP transport.
+//! A production TCP [`Transport`](raft_core::Transport) for raft-kit, on tokio.
 //!
-//! **Not built yet.** This crate is a placeholder in the workspace so that the
-//! crate map is complete; it has no API. It lands with the transport-tcp issue.
+//! Each connection starts with a handshake naming the wire protocol version,
+//! the cluster id and the node id: a peer of another cluster or another
+//! version is refused with a typed error on both sides. Then length-prefixed
+//! frames carry `raft_core::codec` messages. Connections to each peer are
+//! pooled; concurrent RPCs use separate connections, so a heartbeat never
+//! waits behind a large AppendEntries; pipelined AppendEntries get a
+//! connection of their own; snapshots stream in chunks. Frames over the
+//! configured maximum are refused before anything of their size is
+//! allocated. The layout is in `docs/wire-protocol.md`.
+//!
+//! # Layout
+//!
+//! - [`TcpTransport`]: the transport; [`TcpConfig`] configures it.
+//! - `wire` ([`wire`]): handshake and frame encoding, pure and fuzzable.
+//! - `conn`, `server`, `transport` (private): connections, the accepting side, the dialing side.
+//!
+//! # Quick start
+//!
+//! ```
+//! use raft_core::{RequestVoteRequest, RequestVoteResponse, Rpc, Transport};
+//! use transport_tcp::{TcpConfig, TcpTransport};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let loopback = "127.0.0.1:0".parse()?;
+//! let a = TcpTransport::bind(TcpConfig::new("a", "demo", loopback)).await?;
+//! let b = TcpTransport::bind(TcpConfig::new("b", "demo", loopback)).await?;
+//! let mut incoming = b.consumer()?;
+//! tokio::spawn(async move {
+//!     while let Some(Rpc::RequestVote { request, respond }) = incoming.recv().await {
+//!         respond.respond(Ok(RequestVoteResponse { term: request.term, granted: true, ..Default::default() }));
+//!     }
+//! });
+//! let answer = a.request_vote(b.local_addr(), RequestVoteRequest { term: 3, ..Default::default() }).await?;
+//! assert!(answer.granted);
+//! a.shutdown().await;
+//! b.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod conn;
+mod server;
+#[cfg(feature = "tls")]
+mod tls;
+mod transport;
+pub mod wire;
+
+pub use config::{PeerFilter, TcpConfig};
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
+pub use transport::{TcpError, TcpTransport};

@@ -345,12 +345,12 @@ impl<F: Fsm> Node<F> {
 
     /// Steps down when the leader's own log write has stalled.
     fn check_store_stall(&mut self) {
-        if let Some(stalled_for) = self.storage.busy_for() {
-            if stalled_for > self.config.log_store_stall_timeout {
-                tracing::warn!(id = %self.id, ?stalled_for, "log store stalled; stepping down");
-                let _ = self.observers.send(Observation::LogStoreStalled { stalled_for });
-                self.set_role(RaftState::Follower);
-            }
+        if let Some(stalled_for) = self.storage.busy_for()
+            && stalled_for > self.config.log_store_stall_timeout
+        {
+            tracing::warn!(id = %self.id, ?stalled_for, "log store stalled; stepping down");
+            let _ = self.observers.send(Observation::LogStoreStalled { stalled_for });
+            self.set_role(RaftState::Follower);
         }
     }
 

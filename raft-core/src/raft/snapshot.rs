@@ -355,33 +355,5 @@ pub(crate) fn stream_snapshot(mut reader: SnapshotReader) -> SnapshotStream {
             }
         }
     });
-    Box::pin(ChannelReader { rx, current: bytes::Bytes::new() })
-}
-
-/// An `AsyncRead` over chunks arriving on a channel.
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
-    current: bytes::Bytes,
-}
-
-impl tokio::io::AsyncRead for ChannelReader {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        use std::task::Poll;
-        while self.current.is_empty() {
-            match self.rx.poll_recv(cx) {
-                Poll::Ready(Some(Ok(chunk))) => self.current = chunk,
-                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        let n = self.current.len().min(buf.remaining());
-        let chunk = self.current.split_to(n);
-        buf.put_slice(&chunk);
-        Poll::Ready(Ok(()))
-    }
+    crate::transport::chunk_stream(rx)
 }

@@ -1,0 +1,176 @@
+//! One established connection: a byte stream (plain or TLS) with a frame
+//! reader, and the handshake both ends perform on it.
+
+use crate::TcpConfig;
+use crate::wire::{self, ConnectionKind, Frame, FrameKind, Hello, WireError};
+use bytes::BytesMut;
+use raft_core::codec;
+use raft_core::{Message, ServerId, TransportError};
+use std::pin::Pin;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// A stream a connection runs over: TCP, or TLS over TCP.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+/// A boxed stream.
+pub(crate) type BoxStream = Pin<Box<dyn Stream>>;
+
+/// A connection after its handshake.
+pub(crate) struct Conn {
+    pub(crate) stream: BoxStream,
+    pub(crate) buf: BytesMut,
+    pub(crate) max_frame: u64,
+    pub(crate) next_id: u64,
+    /// The node on the other end, from its handshake.
+    pub(crate) peer: ServerId,
+}
+
+impl Conn {
+    pub(crate) fn new(stream: BoxStream, max_frame: u64, peer: ServerId) -> Self {
+        Self { stream, buf: BytesMut::with_capacity(64 << 10), max_frame, next_id: 1, peer }
+    }
+
+    /// Reads the next frame; `Ok(None)` when the peer closed cleanly between frames.
+    pub(crate) async fn read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
+        read_frame(&mut self.stream, &mut self.buf, self.max_frame).await
+    }
+
+    /// Writes a frame holding `message`.
+    pub(crate) async fn write_message(
+        &mut self,
+        kind: FrameKind,
+        id: u64,
+        message: &Message,
+    ) -> Result<(), TransportError> {
+        let mut out = BytesMut::new();
+        wire::encode_message_frame(&mut out, kind, id, message);
+        self.check_size(out.len())?;
+        self.stream.write_all(&out).await?;
+        Ok(())
+    }
+
+    /// Writes a frame with a raw body.
+    pub(crate) async fn write_raw(
+        &mut self,
+        kind: FrameKind,
+        id: u64,
+        body: &[u8],
+    ) -> Result<(), TransportError> {
+        let mut out = BytesMut::with_capacity(wire::FRAME_HEADER + body.len());
+        wire::encode_frame(&mut out, kind, id, body);
+        self.check_size(out.len())?;
+        self.stream.write_all(&out).await?;
+        Ok(())
+    }
+
+    fn check_size(&self, encoded: usize) -> Result<(), TransportError> {
+        let size = (encoded - 4) as u64;
+        if size > self.max_frame {
+            return Err(TransportError::FrameTooLarge { size, max: self.max_frame });
+        }
+        Ok(())
+    }
+}
+
+/// Reads the next frame from `reader` through `buf`; `Ok(None)` when the
+/// peer closed cleanly between frames.
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    max_frame: u64,
+) -> Result<Option<Frame>, TransportError> {
+    loop {
+        if let Some(frame) = wire::decode_frame(buf, max_frame)? {
+            return Ok(Some(frame));
+        }
+        if reader.read_buf(buf).await? == 0 {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            return Err(TransportError::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the peer closed the connection inside a frame",
+            )));
+        }
+    }
+}
+
+/// Decodes a frame's body as a message.
+pub(crate) fn message(frame: &Frame) -> Result<Message, TransportError> {
+    codec::decode_message(frame.body.clone()).map_err(TransportError::Decode)
+}
+
+async fn read_hello(stream: &mut BoxStream) -> Result<Hello, TransportError> {
+    let mut buf = Vec::with_capacity(wire::HELLO_MAX);
+    let mut byte = [0u8; 64];
+    loop {
+        if let Some(len) = Hello::length(&buf).map_err(TransportError::from)?
+            && buf.len() >= len
+        {
+            return Hello::decode(&buf[..len]).map_err(TransportError::from);
+        }
+        if buf.len() >= wire::HELLO_MAX {
+            return Err(WireError::Truncated.into());
+        }
+        // Read no further than the handshake could reach, so no frame byte is consumed.
+        let want = match Hello::length(&buf).map_err(TransportError::from)? {
+            Some(len) => len - buf.len(),
+            None => (9usize.saturating_sub(buf.len())).max(1),
+        };
+        let n = stream.read(&mut byte[..want.min(64)]).await?;
+        if n == 0 {
+            return Err(TransportError::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the peer closed the connection during the handshake",
+            )));
+        }
+        buf.extend_from_slice(&byte[..n]);
+    }
+}
+
+fn check_peer(config: &TcpConfig, theirs: &Hello) -> Result<(), TransportError> {
+    if theirs.version != wire::WIRE_VERSION {
+        return Err(TransportError::VersionMismatch { ours: wire::WIRE_VERSION, theirs: theirs.version });
+    }
+    if theirs.cluster_id != config.cluster_id {
+        return Err(TransportError::ClusterMismatch {
+            ours: config.cluster_id.clone(),
+            theirs: theirs.cluster_id.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn hello(config: &TcpConfig, kind: ConnectionKind) -> Hello {
+    Hello {
+        version: wire::WIRE_VERSION,
+        cluster_id: config.cluster_id.clone(),
+        node_id: config.node_id.clone(),
+        kind,
+    }
+}
+
+/// The dialing side: sends its hello, reads the server's, checks it.
+pub(crate) async fn client_handshake(
+    mut stream: BoxStream,
+    config: &TcpConfig,
+    kind: ConnectionKind,
+) -> Result<Conn, TransportError> {
+    stream.write_all(&hello(config, kind).encode()).await?;
+    let theirs = read_hello(&mut stream).await?;
+    check_peer(config, &theirs)?;
+    Ok(Conn::new(stream, config.max_frame_size, theirs.node_id))
+}
+
+/// The accepting side: reads the client's hello, answers with its own (so
+/// the client can name a mismatch too), then checks the client's.
+pub(crate) async fn server_handshake(
+    mut stream: BoxStream,
+    config: &TcpConfig,
+) -> Result<(Conn, ConnectionKind), TransportError> {
+    let theirs = read_hello(&mut stream).await?;
+    stream.write_all(&hello(config, theirs.kind).encode()).await?;
+    check_peer(config, &theirs)?;
+    Ok((Conn::new(stream, config.max_frame_size, theirs.node_id), theirs.kind))
+}

@@ -1,0 +1,258 @@
+//! The accepting side: a listener bounded by a semaphore, a handshake per
+//! connection, and a task per connection that hands requests to the node and
+//! writes the answers back in order.
+
+use crate::conn::{self, BoxStream};
+use crate::transport::Shared;
+use crate::wire::{self, Frame, FrameKind};
+use bytes::{Bytes, BytesMut};
+use raft_core::{Message, Responder, Rpc, RpcRejection, SnapshotStream, TransportError};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
+
+/// An answer the node will give, as a message to send back.
+type Pending = Pin<Box<dyn Future<Output = Result<Message, String>> + Send>>;
+
+/// How many answers may wait to be written on one connection.
+const PENDING_MAX: usize = 64;
+/// How many snapshot chunks may wait for the node on one connection.
+const CHUNKS_MAX: usize = 4;
+
+/// Accepts connections until shutdown, retrying accept errors with backoff.
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, rpcs: mpsc::Sender<Rpc>) {
+    let permits = Arc::new(Semaphore::new(shared.config.max_inbound_connections.max(1)));
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut backoff = Duration::from_millis(5);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                // Every connection ends before shutdown returns, so no RPC
+                // is handed to the node after it.
+                connections.shutdown().await;
+                return;
+            }
+            accepted = listener.accept() => accepted,
+        };
+        while connections.try_join_next().is_some() {}
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
+                backoff = Duration::from_millis(5);
+                accepted
+            }
+            Err(error) => {
+                tracing::warn!(%error, ?backoff, "accept failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "too many inbound connections; refusing one");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (shared, rpcs) = (shared.clone(), rpcs.clone());
+        connections.spawn(async move {
+            if let Err(error) = serve(stream, shared, rpcs).await {
+                tracing::debug!(%peer, %error, "inbound connection closed");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn serve(
+    stream: tokio::net::TcpStream,
+    shared: Arc<Shared>,
+    rpcs: mpsc::Sender<Rpc>,
+) -> Result<(), TransportError> {
+    let config = &shared.config;
+    let mut shutdown = shared.shutdown.subscribe();
+    let handshake = async {
+        let stream: BoxStream = shared.accept_stream(stream).await?;
+        conn::server_handshake(stream, config).await
+    };
+    let (conn, _kind) = tokio::time::timeout(config.connect_timeout, handshake).await.map_err(|_| {
+        TransportError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))
+    })??;
+    let peer_addr = raft_core::ServerAddress::new(String::new());
+    if let Some(filter) = &config.peer_filter
+        && !filter(&peer_addr, Some(&conn.peer))
+    {
+        return Err(TransportError::Unreachable(raft_core::ServerAddress::new(conn.peer.to_string())));
+    }
+    let peer = conn.peer.clone();
+    let (reader, writer) = tokio::io::split(conn.stream);
+    let (pending_tx, pending_rx) = mpsc::channel::<(u64, Pending)>(PENDING_MAX);
+    let writer_task = tokio::spawn(write_answers(writer, pending_rx, config.max_frame_size));
+    let mut frames = FrameReader { reader, buf: conn.buf, max: config.max_frame_size };
+    let outcome = loop {
+        let next = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break Err(TransportError::Shutdown),
+            next = tokio::time::timeout(config.idle_timeout, frames.next()) => next,
+        };
+        let frame = match next {
+            Err(_) => break Err(TransportError::Timeout(raft_core::ServerAddress::new(peer.to_string()))),
+            Ok(Ok(Some(frame))) => frame,
+            Ok(Ok(None)) => break Ok(()),
+            Ok(Err(error)) => break Err(error),
+        };
+        if let Some(filter) = &config.peer_filter
+            && !filter(&peer_addr, Some(&peer))
+        {
+            break Err(TransportError::Unreachable(raft_core::ServerAddress::new(peer.to_string())));
+        }
+        match handle(frame, &mut frames, &rpcs, &pending_tx, config.snapshot_chunk_size).await {
+            Ok(()) => {}
+            Err(error) => break Err(error),
+        }
+    };
+    drop(pending_tx);
+    let _ = writer_task.await;
+    outcome
+}
+
+/// Reads frames from one half of a connection.
+struct FrameReader<R> {
+    reader: R,
+    buf: BytesMut,
+    max: u64,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    async fn next(&mut self) -> Result<Option<Frame>, TransportError> {
+        conn::read_frame(&mut self.reader, &mut self.buf, self.max).await
+    }
+}
+
+fn answer<T: Send + 'static>(
+    rx: tokio::sync::oneshot::Receiver<Result<T, RpcRejection>>,
+    wrap: fn(T) -> Message,
+) -> Pending {
+    Box::pin(async move {
+        match rx.await {
+            Ok(Ok(response)) => Ok(wrap(response)),
+            Ok(Err(rejection)) => Err(rejection.0),
+            Err(_) => Err("the node is shutting down".into()),
+        }
+    })
+}
+
+/// Hands one request to the node; for InstallSnapshot, also forwards the
+/// snapshot's chunks until its end marker, draining them if the node stops
+/// reading so the connection stays in step.
+async fn handle(
+    frame: Frame,
+    frames: &mut FrameReader<ReadHalf<BoxStream>>,
+    rpcs: &mpsc::Sender<Rpc>,
+    pending: &mpsc::Sender<(u64, Pending)>,
+    chunk_size: usize,
+) -> Result<(), TransportError> {
+    if frame.kind != FrameKind::Request {
+        return Err(protocol(format!("expected a request frame, got {:?}", frame.kind)));
+    }
+    let id = frame.request_id;
+    let (rpc, answer, snapshot) = match conn::message(&frame)? {
+        Message::AppendEntriesRequest(request) => {
+            let (respond, rx) = Responder::new();
+            (Rpc::AppendEntries { request, respond }, answer(rx, Message::AppendEntriesResponse), None)
+        }
+        Message::RequestVoteRequest(request) => {
+            let (respond, rx) = Responder::new();
+            (Rpc::RequestVote { request, respond }, answer(rx, Message::RequestVoteResponse), None)
+        }
+        Message::PreVoteRequest(request) => {
+            let (respond, rx) = Responder::new();
+            (Rpc::PreVote { request, respond }, answer(rx, Message::PreVoteResponse), None)
+        }
+        Message::TimeoutNowRequest(request) => {
+            let (respond, rx) = Responder::new();
+            (Rpc::TimeoutNow { request, respond }, answer(rx, Message::TimeoutNowResponse), None)
+        }
+        Message::InstallSnapshotRequest(request) => {
+            let (respond, rx) = Responder::new();
+            let (chunks_tx, chunks_rx) = mpsc::channel::<std::io::Result<Bytes>>(CHUNKS_MAX);
+            let data: SnapshotStream = raft_core::transport::chunk_stream(chunks_rx);
+            let size = request.size;
+            let rpc = Rpc::InstallSnapshot { request, data, respond };
+            (rpc, answer(rx, Message::InstallSnapshotResponse), Some((chunks_tx, size)))
+        }
+        other => return Err(protocol(format!("{other:?} is not a request"))),
+    };
+    rpcs.send(rpc).await.map_err(|_| TransportError::Shutdown)?;
+    pending.send((id, answer)).await.map_err(|_| TransportError::Shutdown)?;
+    if let Some((chunks, size)) = snapshot {
+        forward_chunks(frames, chunks, size, chunk_size).await?;
+    }
+    Ok(())
+}
+
+async fn forward_chunks(
+    frames: &mut FrameReader<ReadHalf<BoxStream>>,
+    chunks: mpsc::Sender<std::io::Result<Bytes>>,
+    size: u64,
+    chunk_size: usize,
+) -> Result<(), TransportError> {
+    let mut received = 0u64;
+    let mut open = true;
+    loop {
+        let frame =
+            frames.next().await?.ok_or_else(|| protocol("the connection closed inside a snapshot".into()))?;
+        match frame.kind {
+            FrameKind::SnapshotChunk => {
+                if frame.body.len() > chunk_size.max(1 << 20) * 2 {
+                    return Err(protocol(format!("a snapshot chunk of {} bytes", frame.body.len())));
+                }
+                received += frame.body.len() as u64;
+                if received > size {
+                    let _ = chunks
+                        .send(Err(std::io::Error::other("the snapshot is longer than announced")))
+                        .await;
+                    return Err(protocol(format!("snapshot longer than the {size} bytes announced")));
+                }
+                // A node that rejected the snapshot dropped the stream: drain.
+                if open && chunks.send(Ok(frame.body)).await.is_err() {
+                    open = false;
+                }
+            }
+            FrameKind::SnapshotEnd => return Ok(()),
+            other => return Err(protocol(format!("expected a snapshot chunk, got {other:?}"))),
+        }
+    }
+}
+
+fn protocol(reason: String) -> TransportError {
+    TransportError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, reason))
+}
+
+/// Writes the node's answers back, in the order the requests arrived.
+async fn write_answers(
+    mut writer: WriteHalf<BoxStream>,
+    mut pending: mpsc::Receiver<(u64, Pending)>,
+    max_frame: u64,
+) {
+    let mut out = BytesMut::new();
+    while let Some((id, answer)) = pending.recv().await {
+        out.clear();
+        match answer.await {
+            Ok(message) => wire::encode_message_frame(&mut out, FrameKind::Response, id, &message),
+            Err(reason) => wire::encode_frame(&mut out, FrameKind::Error, id, reason.as_bytes()),
+        }
+        if (out.len() - 4) as u64 > max_frame {
+            out.clear();
+            wire::encode_frame(&mut out, FrameKind::Error, id, b"the response exceeds the frame limit");
+        }
+        if writer.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
