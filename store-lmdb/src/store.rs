@@ -1,7 +1,7 @@
 use crate::env;
 use heed::byteorder::BigEndian;
 use heed::types::{Bytes as RawBytes, Str, U64};
-use heed::{CommitOrAbort, Database, Env, EnvFlags, MdbError, RoTxn, RwTxn, WithoutTls};
+use heed::{CommitOrAbort, Database, Env, EnvFlags, MdbError, PutFlags, RoTxn, RwTxn, WithoutTls};
 use raft_core::log::{DeletePlan, check_batch, decode_stored_entry, plan_delete};
 use raft_core::{Log, LogStore, StableStore, StoreError, codec};
 use std::path::{Path, PathBuf};
@@ -338,8 +338,11 @@ impl LogStore for LmdbStore {
         let result = self.write(|wtxn| {
             let last = self.logs.last(wtxn)?.map_or(0, |(k, _)| k);
             check_batch(last, logs).map_err(refusal)?;
+            // The batch continues the log, so every key sorts after the
+            // last: MDB_APPEND skips the B-tree search and fills pages
+            // instead of splitting them in half.
             for (index, value) in &encoded {
-                self.logs.put(wtxn, index, value)?;
+                self.logs.put_with_flags(wtxn, PutFlags::APPEND, index, value)?;
             }
             if commit_index > self.meta.get(wtxn, META_COMMIT)?.unwrap_or(0) {
                 self.meta.put(wtxn, META_COMMIT, &commit_index)?;
