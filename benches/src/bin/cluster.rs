@@ -10,18 +10,27 @@
 //! the same last index. A `RESULT` line per run is what
 //! `cargo run -p benches --bin report` reads.
 //!
-//! Setups: `inmem-mem` — the in-memory transport (messages handed over
-//! without encoding) and the in-memory stores: the protocol's own cost.
-//! The TCP setups with LMDB and redb arrive with the TCP transport.
+//! Setups:
+//! - `inmem-mem`: the in-memory transport (messages handed over without
+//!   encoding) and the in-memory stores: the protocol's own cost;
+//! - `tcp-lmdb`: TCP on loopback and `LmdbStore` with full durability;
+//! - `tcp-redb`: TCP on loopback and `RedbStore` with full durability.
+//!
+//! `--setup all` runs the three.
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use raft_core::{Config, Configuration, Fsm, FsmError, FsmSnapshot, Log, Raft, Server, SnapshotReader};
+use raft_core::{
+    Config, Configuration, Fsm, FsmError, FsmSnapshot, Log, Raft, Server, SnapshotReader, Transport,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use store_lmdb::LmdbStore;
 use store_mem::{InmemSnapshotStore, MemLogStore, MemStableStore};
+use store_redb::RedbStore;
 use transport_inmem::InmemNetwork;
+use transport_tcp::{TcpConfig, TcpTransport};
 
 /// A state machine that does nothing but count.
 struct NoopFsm(Arc<AtomicU64>);
@@ -73,8 +82,8 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown flag {other}")),
         }
     }
-    if args.setup != "inmem-mem" {
-        return Err(format!("setup {} is not available yet (only inmem-mem)", args.setup));
+    if !["inmem-mem", "tcp-lmdb", "tcp-redb", "all"].contains(&args.setup.as_str()) {
+        return Err(format!("unknown setup {} (inmem-mem, tcp-lmdb, tcp-redb, all)", args.setup));
     }
     Ok(args)
 }
@@ -90,22 +99,48 @@ fn config(id: &str) -> Config {
     config
 }
 
-async fn start_cluster() -> Result<(Vec<Raft<NoopFsm>>, Vec<Arc<AtomicU64>>), Box<dyn std::error::Error>> {
+/// A running three-node cluster and what keeps its files alive.
+struct Running {
+    nodes: Vec<Raft<NoopFsm>>,
+    counters: Vec<Arc<AtomicU64>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_cluster(setup: &str) -> Result<Running, Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
     let network = InmemNetwork::without_codec(1);
-    let members: Vec<Server> = (0..3).map(|i| Server::voter(format!("n{i}"), format!("a{i}"))).collect();
+    let mut transports: Vec<Arc<dyn Transport>> = Vec::new();
+    for i in 0..3 {
+        if setup == "inmem-mem" {
+            transports.push(Arc::new(network.transport(format!("a{i}"))));
+        } else {
+            let config = TcpConfig::new(format!("n{i}"), "bench", "127.0.0.1:0".parse()?);
+            transports.push(Arc::new(TcpTransport::bind(config).await?));
+        }
+    }
+    let members: Vec<Server> =
+        transports.iter().enumerate().map(|(i, t)| Server::voter(format!("n{i}"), t.local_addr())).collect();
     let mut nodes = Vec::new();
     let mut counters = Vec::new();
-    for member in &members {
+    for (i, transport) in transports.into_iter().enumerate() {
         let applied = Arc::new(AtomicU64::new(0));
-        let raft = Raft::new(
-            config(member.id.as_str()),
-            NoopFsm(applied.clone()),
-            MemLogStore::new(),
-            MemStableStore::new(),
-            InmemSnapshotStore::new(),
-            network.transport(member.address.clone()),
-        )
-        .await?;
+        let fsm = NoopFsm(applied.clone());
+        let config = config(&format!("n{i}"));
+        let snapshots = InmemSnapshotStore::new();
+        let raft = match setup {
+            "tcp-lmdb" => {
+                let store = Arc::new(LmdbStore::open(dir.path().join(format!("lmdb-{i}")))?);
+                Raft::new(config, fsm, store.clone(), store, snapshots, transport).await?
+            }
+            "tcp-redb" => {
+                let store = Arc::new(RedbStore::open(dir.path().join(format!("redb-{i}.redb")))?);
+                Raft::new(config, fsm, store.clone(), store, snapshots, transport).await?
+            }
+            _ => {
+                Raft::new(config, fsm, MemLogStore::new(), MemStableStore::new(), snapshots, transport)
+                    .await?
+            }
+        };
         raft.bootstrap_cluster(Configuration::new(members.clone())).await?;
         nodes.push(raft);
         counters.push(applied);
@@ -117,7 +152,7 @@ async fn start_cluster() -> Result<(Vec<Raft<NoopFsm>>, Vec<Arc<AtomicU64>>), Bo
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    Ok((nodes, counters))
+    Ok(Running { nodes, counters, _dir: dir })
 }
 
 struct Outcome {
@@ -160,45 +195,55 @@ async fn run(leader: &Raft<NoopFsm>, clients: usize, seconds: u64) -> Outcome {
     Outcome { applies, elapsed: started.elapsed(), histogram }
 }
 
+async fn bench(setup: &str, clients: usize, seconds: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let Running { nodes, counters, _dir } = start_cluster(setup).await?;
+    let leader = nodes.iter().find(|r| r.is_leader()).ok_or("no leader")?.clone();
+    let outcome = run(&leader, clients, seconds).await;
+    let last = leader.last_index();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while nodes.iter().any(|r| r.applied_index() < last) {
+        if Instant::now() > deadline {
+            return Err("followers did not apply the last index within 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let applied: Vec<u64> = nodes.iter().map(|r| r.applied_index()).collect();
+    if applied.iter().any(|a| *a != applied[0]) {
+        return Err(format!("nodes applied different last indexes: {applied:?}").into());
+    }
+    let per_node: Vec<u64> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let rate = outcome.applies as f64 / outcome.elapsed.as_secs_f64();
+    let h = &outcome.histogram;
+    println!(
+        "{setup} clients={clients:<4} applies/s={rate:>10.0}  p50={}us p99={}us p999={}us  (all nodes applied index {}, commands {per_node:?})",
+        h.value_at_quantile(0.50),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        applied[0],
+    );
+    println!(
+        "RESULT setup={setup} clients={clients} applies_per_sec={rate:.0} p50_us={} p99_us={} p999_us={}",
+        h.value_at_quantile(0.50),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999)
+    );
+    for raft in nodes {
+        raft.shutdown().await?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
-    for &clients in &args.clients {
-        let (nodes, counters) = start_cluster().await?;
-        let leader = nodes.iter().find(|r| r.is_leader()).ok_or("no leader")?.clone();
-        let outcome = run(&leader, clients, args.seconds).await;
-        let last = leader.last_index();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while nodes.iter().any(|r| r.applied_index() < last) {
-            if Instant::now() > deadline {
-                return Err("followers did not apply the last index within 30 s".into());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let applied: Vec<u64> = nodes.iter().map(|r| r.applied_index()).collect();
-        if applied.iter().any(|a| *a != applied[0]) {
-            return Err(format!("nodes applied different last indexes: {applied:?}").into());
-        }
-        let per_node: Vec<u64> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-        let rate = outcome.applies as f64 / outcome.elapsed.as_secs_f64();
-        let h = &outcome.histogram;
-        println!(
-            "{} clients={clients:<4} applies/s={rate:>10.0}  p50={}us p99={}us p999={}us  (all nodes applied index {}, commands {per_node:?})",
-            args.setup,
-            h.value_at_quantile(0.50),
-            h.value_at_quantile(0.99),
-            h.value_at_quantile(0.999),
-            applied[0],
-        );
-        println!(
-            "RESULT setup={} clients={clients} applies_per_sec={rate:.0} p50_us={} p99_us={} p999_us={}",
-            args.setup,
-            h.value_at_quantile(0.50),
-            h.value_at_quantile(0.99),
-            h.value_at_quantile(0.999)
-        );
-        for raft in nodes {
-            raft.shutdown().await?;
+    let setups: Vec<&str> = if args.setup == "all" {
+        vec!["inmem-mem", "tcp-lmdb", "tcp-redb"]
+    } else {
+        vec![args.setup.as_str()]
+    };
+    for setup in setups {
+        for &clients in &args.clients {
+            bench(setup, clients, args.seconds).await?;
         }
     }
     Ok(())
