@@ -331,8 +331,27 @@ impl<F: Fsm> Node<F> {
     async fn handle_rpc(&mut self, rpc: Rpc) {
         match rpc {
             Rpc::AppendEntries { request, respond } => {
-                let response = self.on_append_entries(request).await;
-                respond.respond(Ok(response));
+                let (response, pending) = self.on_append_entries(request).await;
+                match pending {
+                    // Answer once the entries are durable, while this task
+                    // goes on with the next request: consecutive appends
+                    // then share one write (follower group commit).
+                    Some(seq) => {
+                        let mut progress = self.storage.progress();
+                        let failures = progress.borrow().failures;
+                        tokio::spawn(async move {
+                            let mut response = response;
+                            let reached =
+                                progress.wait_for(|p| p.completed_seq >= seq || p.failures != failures).await;
+                            if !matches!(reached, Ok(p) if p.failures == failures) {
+                                response.success = false;
+                                response.no_retry_backoff = true;
+                            }
+                            respond.respond(Ok(response));
+                        });
+                    }
+                    None => respond.respond(Ok(response)),
+                }
             }
             Rpc::RequestVote { request, respond } => {
                 let response = self.on_request_vote(request).await;
@@ -378,6 +397,7 @@ impl<F: Fsm> Node<F> {
         }
         if let Event::StoreFailed { seq, error } = event {
             tracing::error!(%error, seq, "log write failed while not leader");
+            self.resync_log_bounds().await;
         }
     }
 
@@ -439,23 +459,68 @@ impl<F: Fsm> Node<F> {
         logs: Vec<crate::Log>,
         commit_index: u64,
     ) -> Result<(), RaftError> {
-        let Some(last) = logs.last().map(|l| (l.index, l.term)) else { return Ok(()) };
-        let first = logs[0].index;
+        let first = logs.first().map(|l| l.index);
+        let written = self.submit_entries(logs, commit_index).await?;
+        match written.await.unwrap_or(Err(Arc::new(StoreError::Closed))) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                if let Some(first) = first {
+                    self.forget_from(first).await;
+                }
+                Err(RaftError::Store(StoreError::Backend(Box::new(ArcError(error)))))
+            }
+        }
+    }
+
+    /// Appends entries continuing the log: they are part of the node's log
+    /// (and readable from the cache) at once, and the returned receiver says
+    /// when they are durable. Several queued submissions reach the store as
+    /// one group-committed write.
+    pub(crate) async fn submit_entries(
+        &mut self,
+        logs: Vec<crate::Log>,
+        commit_index: u64,
+    ) -> Result<oneshot::Receiver<Result<(), Arc<StoreError>>>, RaftError> {
+        let (done, written) = oneshot::channel();
+        let Some(last) = logs.last().map(|l| (l.index, l.term)) else {
+            let _ = done.send(Ok(()));
+            return Ok(written);
+        };
         let seq = self.seq();
         self.log.append(&logs, seq);
-        let (done, written) = oneshot::channel();
         let op = crate::storage::StorageOp::Append { seq, logs, commit_index, done: Some(done) };
-        let result = match self.storage.submit(op).await {
-            Ok(()) => written.await.unwrap_or(Err(Arc::new(StoreError::Closed))),
-            Err(error) => Err(Arc::new(error)),
-        };
-        if let Err(error) = result {
-            self.log.truncate_from(first);
-            return Err(RaftError::Store(StoreError::Backend(Box::new(ArcError(error)))));
-        }
+        self.storage.submit(op).await?;
         (self.last_index, self.last_term) = last;
         self.publish_log();
-        Ok(())
+        Ok(written)
+    }
+
+    /// After a failed write: drops the unwritten entries from `index` on and
+    /// makes the node's view of its log match the store again.
+    pub(crate) async fn forget_from(&mut self, index: u64) {
+        self.log.truncate_from(index);
+        self.resync_log_bounds().await;
+    }
+
+    /// Makes the node's view of its last entry match what the store holds.
+    pub(crate) async fn resync_log_bounds(&mut self) {
+        let store = self.log.store().clone();
+        let bounds = tokio::task::spawn_blocking(move || {
+            let last = store.last_index()?;
+            let term = store.get_log(last)?.map_or(0, |l| l.term);
+            Ok::<_, StoreError>((last, term))
+        })
+        .await;
+        if let Ok(Ok((last, term))) = bounds {
+            let last = last.max(self.snapshot_index);
+            let term = if last == self.snapshot_index { self.snapshot_term } else { term };
+            self.log.truncate_from(last + 1);
+            if last < self.last_index {
+                self.last_index = last;
+                self.last_term = term;
+                self.publish_log();
+            }
+        }
     }
 }
 

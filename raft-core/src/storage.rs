@@ -7,7 +7,7 @@ use crate::{Log, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// How many operations may wait for the worker before submitters wait too.
 const QUEUE_DEPTH: usize = 256;
@@ -35,9 +35,18 @@ impl StorageOp {
     }
 }
 
+/// How far the worker has got: every operation up to `completed_seq` has
+/// finished; `failures` counts those that failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Progress {
+    pub(crate) completed_seq: u64,
+    pub(crate) failures: u64,
+}
+
 /// The node's side of the worker.
 pub(crate) struct Storage {
     ops: mpsc::Sender<StorageOp>,
+    progress: watch::Receiver<Progress>,
     busy_since: Arc<AtomicU64>,
     epoch: Instant,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -54,15 +63,30 @@ impl Storage {
         let (ops, rx) = mpsc::channel(QUEUE_DEPTH);
         let busy_since = Arc::new(AtomicU64::new(0));
         let epoch = Instant::now();
-        let worker =
-            Worker { log, events, rx, busy_since: busy_since.clone(), epoch, max_batch, stash: None };
+        let (progress_tx, progress) = watch::channel(Progress::default());
+        let busy = busy_since.clone();
+        let worker = Worker {
+            log,
+            events,
+            rx,
+            busy_since: busy,
+            epoch,
+            max_batch,
+            stash: None,
+            progress: progress_tx,
+        };
         let thread = std::thread::Builder::new().name("raft-storage".into()).spawn(move || worker.run())?;
-        Ok(Self { ops, busy_since, epoch, thread: Some(thread) })
+        Ok(Self { ops, progress, busy_since, epoch, thread: Some(thread) })
     }
 
     /// Queues an operation, waiting while the queue is full.
     pub(crate) async fn submit(&self, op: StorageOp) -> Result<(), StoreError> {
         self.ops.send(op).await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Watches how far the worker has got.
+    pub(crate) fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.clone()
     }
 
     /// How long the operation now running has been running, if any.
@@ -95,6 +119,7 @@ struct Worker {
     max_batch: usize,
     /// An operation taken from the queue while grouping that did not fit the group.
     stash: Option<StorageOp>,
+    progress: watch::Sender<Progress>,
 }
 
 /// What one (possibly grouped) operation did.
@@ -171,6 +196,11 @@ impl Worker {
 
     fn finish(&mut self, outcome: Outcome) {
         let Outcome { seq, result, dones, last_index } = outcome;
+        let failed = result.is_err();
+        self.progress.send_modify(|progress| {
+            progress.completed_seq = progress.completed_seq.max(seq);
+            progress.failures += u64::from(failed);
+        });
         match result {
             Ok(()) => {
                 self.log.mark_written(seq);

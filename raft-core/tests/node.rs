@@ -577,3 +577,28 @@ async fn recover_cluster_revives_a_survivor_of_a_lost_quorum() {
     assert!(matches!(empty, Err(RaftError::NoExistingState)));
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_acknowledge_only_what_is_durable() {
+    let cluster = TestCluster::new(3).await;
+    let leader = cluster.leader().await;
+    let raft = cluster.raft(leader);
+    raft.apply(num(1), SECOND).await.expect("apply");
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    for &i in &followers {
+        cluster.parts[i].logs.close_gate();
+    }
+    // Followers take the entry in but cannot write it: no quorum holds it
+    // durably, so it must not commit, however they queue their answers.
+    let err = raft.apply(num(2), Duration::from_millis(300)).await.expect_err("nothing durable on a quorum");
+    assert!(matches!(err, RaftError::Timeout), "{err:?}");
+    assert_eq!(cluster.parts[leader].sum.load(Ordering::SeqCst), 1, "applied before a quorum stored it");
+    for &i in &followers {
+        cluster.parts[i].logs.open_gate();
+    }
+    wait_for("the entry to commit once written", SECOND * 5, || {
+        (cluster.parts[leader].sum.load(Ordering::SeqCst) == 3).then_some(())
+    })
+    .await;
+    cluster.shutdown().await;
+}

@@ -41,8 +41,15 @@ impl<F: Fsm> Node<F> {
     }
 
     /// Handles AppendEntries in any role (a leader or candidate that sees a
-    /// valid leader of its term or a newer one steps down first).
-    pub(super) async fn on_append_entries(&mut self, request: AppendEntriesRequest) -> AppendEntriesResponse {
+    /// valid leader of its term or a newer one steps down first). New
+    /// entries are submitted to the storage worker without waiting; when
+    /// `Some(seq)` comes back, the answer may be sent only once every
+    /// storage operation up to `seq` has completed, so that "success" always
+    /// means "durable".
+    pub(super) async fn on_append_entries(
+        &mut self,
+        request: AppendEntriesRequest,
+    ) -> (AppendEntriesResponse, Option<u64>) {
         let mut response = AppendEntriesResponse {
             header: self.header(),
             term: self.current_term,
@@ -50,13 +57,13 @@ impl<F: Fsm> Node<F> {
             ..Default::default()
         };
         if request.term < self.current_term {
-            return response;
+            return (response, None);
         }
         if (request.term > self.current_term || self.role != RaftState::Follower)
             && !self.step_down(request.term).await
         {
             response.no_retry_backoff = true;
-            return response;
+            return (response, None);
         }
         response.term = self.current_term;
         self.set_leader(Some((request.header.id.clone(), request.header.addr.clone())));
@@ -71,11 +78,11 @@ impl<F: Fsm> Node<F> {
                     let (term, index) = self.conflict_hint(request.prev_log_index).await;
                     response.conflict_term = term;
                     response.conflict_index = index;
-                    return response;
+                    return (response, None);
                 }
                 Err(()) => {
                     response.no_retry_backoff = true;
-                    return response;
+                    return (response, None);
                 }
             }
         }
@@ -85,14 +92,18 @@ impl<F: Fsm> Node<F> {
         {
             response.no_retry_backoff = true;
             response.last_log = self.last_index;
-            return response;
+            return (response, None);
         }
         if commit_hint > self.commit_index {
             self.commit_to(commit_hint, Vec::new()).await;
         }
         response.success = true;
         response.last_log = self.last_index;
-        response
+        // Entries this request names may still be on their way to the disk
+        // (submitted by it or by an earlier request): answer once they are not.
+        let pending = self.next_seq;
+        let written = self.storage.progress().borrow().completed_seq;
+        (response, (last_new > self.snapshot_index && written < pending).then_some(pending))
     }
 
     /// Whether our log holds an entry at `index` with `term`.
@@ -180,7 +191,7 @@ impl<F: Fsm> Node<F> {
                 crate::codec::decode_configuration(log.data.clone()).ok().map(|c| (log.index, c))
             })
             .collect();
-        if let Err(error) = self.write_entries(new, commit_hint).await {
+        if let Err(error) = self.submit_entries(new, commit_hint).await {
             tracing::error!(%error, "storing the leader's entries failed");
             return Err(());
         }

@@ -353,23 +353,4 @@ impl<F: Fsm> Node<F> {
             self.set_role(RaftState::Follower);
         }
     }
-
-    /// After a failed write, makes the node's view of its log match the store.
-    async fn resync_log_bounds(&mut self) {
-        let store = self.log.store().clone();
-        let bounds = tokio::task::spawn_blocking(move || {
-            let last = store.last_index()?;
-            let term = store.get_log(last)?.map_or(0, |l| l.term);
-            Ok::<_, crate::StoreError>((last, term))
-        })
-        .await;
-        if let Ok(Ok((last, term))) = bounds {
-            self.log.truncate_from(last + 1);
-            if last < self.last_index {
-                self.last_index = last;
-                self.last_term = term;
-                self.publish_log();
-            }
-        }
-    }
 }
