@@ -415,33 +415,51 @@ async fn reload_config_changes_a_running_node() {
     cluster.shutdown().await;
 }
 
-/// One node with a file snapshot store, on its own network.
-async fn file_node(
-    network: &transport_inmem::InmemNetwork,
+/// A single node with a file snapshot store, whose parts survive restarts.
+struct FileNode {
+    dir: tempfile::TempDir,
+    network: transport_inmem::InmemNetwork,
     logs: Arc<store_mem::MemLogStore>,
     stable: Arc<store_mem::MemStableStore>,
-    dir: &std::path::Path,
     sum: Arc<std::sync::atomic::AtomicU64>,
-    skip_restore: bool,
-) -> Raft<SumFsm> {
-    let mut config = config("node-0");
-    config.no_snapshot_restore_on_start = skip_restore;
-    let snapshots = FileSnapshotStore::open(dir, 2).expect("snapshot store");
-    Raft::new(config, SumFsm { sum }, logs, stable, snapshots, network.transport(addr(0)))
-        .await
-        .expect("start")
+}
+
+impl FileNode {
+    fn new(seed: u64) -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            network: transport_inmem::InmemNetwork::new(seed),
+            logs: Arc::default(),
+            stable: Arc::default(),
+            sum: Arc::default(),
+        }
+    }
+
+    /// Starts the node on its parts.
+    async fn start(&self, skip_restore: bool) -> Raft<SumFsm> {
+        let mut config = config("node-0");
+        config.no_snapshot_restore_on_start = skip_restore;
+        let snapshots = FileSnapshotStore::open(self.dir.path(), 2).expect("snapshot store");
+        let fsm = SumFsm { sum: self.sum.clone() };
+        let transport = self.network.transport(addr(0));
+        Raft::new(config, fsm, self.logs.clone(), self.stable.clone(), snapshots, transport)
+            .await
+            .expect("start")
+    }
+
+    /// Starts the node for the first time and waits until it leads.
+    async fn bootstrap(&self) -> Raft<SumFsm> {
+        let raft = self.start(false).await;
+        raft.bootstrap_cluster(configuration(1)).await.expect("bootstrap");
+        wait_for("leadership", SECOND * 5, || raft.is_leader().then_some(())).await;
+        raft
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_falls_back_to_an_older_snapshot_when_the_newest_is_corrupt() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let network = transport_inmem::InmemNetwork::new(11);
-    let logs = Arc::new(store_mem::MemLogStore::new());
-    let stable = Arc::new(store_mem::MemStableStore::new());
-    let sum = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let raft = file_node(&network, logs.clone(), stable.clone(), dir.path(), sum.clone(), false).await;
-    raft.bootstrap_cluster(configuration(1)).await.expect("bootstrap");
-    wait_for("leadership", SECOND * 5, || raft.is_leader().then_some(())).await;
+    let node = FileNode::new(11);
+    let raft = node.bootstrap().await;
     raft.apply(num(1), SECOND).await.expect("apply");
     raft.apply(num(2), SECOND).await.expect("apply");
     let older = raft.snapshot().await.expect("snapshot");
@@ -452,16 +470,16 @@ async fn restart_falls_back_to_an_older_snapshot_when_the_newest_is_corrupt() {
     raft.apply(num(8), SECOND).await.expect("apply");
     raft.shutdown().await.expect("shutdown");
 
-    let state = dir.path().join(&newer.id).join("state.bin");
+    let state = node.dir.path().join(&newer.id).join("state.bin");
     let mut bytes = std::fs::read(&state).expect("read");
     bytes[0] ^= 0xff;
     std::fs::write(&state, bytes).expect("corrupt");
-    sum.store(0, Ordering::SeqCst);
-    let raft = file_node(&network, logs, stable, dir.path(), sum.clone(), false).await;
+    node.sum.store(0, Ordering::SeqCst);
+    let raft = node.start(false).await;
     assert_eq!(raft.stats().last_snapshot_index, older.index, "started from the older snapshot");
     // The older snapshot holds 1 + 2; the log after it replays 4 and 8.
     wait_for("the log after the snapshot to replay", SECOND * 5, || {
-        (sum.load(Ordering::SeqCst) == 15).then_some(())
+        (node.sum.load(Ordering::SeqCst) == 15).then_some(())
     })
     .await;
     raft.shutdown().await.expect("shutdown");
@@ -469,25 +487,21 @@ async fn restart_falls_back_to_an_older_snapshot_when_the_newest_is_corrupt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_snapshot_restore_on_start_leaves_the_fsm_alone() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let network = transport_inmem::InmemNetwork::new(12);
-    let logs = Arc::new(store_mem::MemLogStore::new());
-    let stable = Arc::new(store_mem::MemStableStore::new());
-    let sum = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let raft = file_node(&network, logs.clone(), stable.clone(), dir.path(), sum.clone(), false).await;
-    raft.bootstrap_cluster(configuration(1)).await.expect("bootstrap");
-    wait_for("leadership", SECOND * 5, || raft.is_leader().then_some(())).await;
+    let node = FileNode::new(12);
+    let raft = node.bootstrap().await;
     raft.apply(num(1), SECOND).await.expect("apply");
     let snapshot = raft.snapshot().await.expect("snapshot");
     raft.apply(num(2), SECOND).await.expect("apply");
     raft.apply(num(0), SECOND).await.expect("apply");
     raft.shutdown().await.expect("shutdown");
-    sum.store(100, Ordering::SeqCst);
-    let raft = file_node(&network, logs, stable, dir.path(), sum.clone(), true).await;
+    node.sum.store(100, Ordering::SeqCst);
+    let raft = node.start(true).await;
     assert_eq!(raft.stats().last_snapshot_index, snapshot.index);
     // The FSM keeps its own state (100); only entries after the snapshot apply.
-    wait_for("entries after the snapshot", SECOND * 5, || (sum.load(Ordering::SeqCst) == 102).then_some(()))
-        .await;
+    wait_for("entries after the snapshot", SECOND * 5, || {
+        (node.sum.load(Ordering::SeqCst) == 102).then_some(())
+    })
+    .await;
     raft.shutdown().await.expect("shutdown");
 }
 
