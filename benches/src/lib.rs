@@ -10,7 +10,9 @@
 //! # Layout
 //!
 //! - [`raw`]: the raw-file baseline the stores are measured against.
+//! - [`cluster`]: the three-node cluster and closed-loop clients of the cluster benchmarks.
 //! - [`entries`]: the entries the benchmarks write.
 
+pub mod cluster;
 pub mod entries;
 pub mod raw;
