@@ -148,6 +148,34 @@ impl LogCache {
         Ok(out)
     }
 
+    /// The term at `index` when memory alone can tell: index 0, the
+    /// snapshot boundary, or a cached entry. `None` means ask the store.
+    pub(crate) fn cached_term(&self, index: u64) -> Option<u64> {
+        if index == 0 {
+            return Some(0);
+        }
+        let inner = self.lock();
+        if index == inner.snapshot.0 {
+            return Some(inner.snapshot.1);
+        }
+        let first = inner.entries.front()?.0.index;
+        let offset = usize::try_from(index.checked_sub(first)?).ok()?;
+        inner.entries.get(offset).map(|(log, _)| log.term)
+    }
+
+    /// What an AppendEntries from `first` needs, when the cache holds all of
+    /// it: the term of entry `first - 1` and the entries `first..=last`
+    /// (bounded like [`get_range`](Self::get_range)). `None` means read
+    /// through the store with `term_at` and `get_range`.
+    pub(crate) fn cached_append(&self, first: u64, last: u64, bytes_max: u64) -> Option<(u64, Vec<Log>)> {
+        let prev_term = self.cached_term(first.checked_sub(1)?)?;
+        if first > last {
+            return Some((prev_term, Vec::new()));
+        }
+        let (entries, _) = self.cached_run(first, last, bytes_max, true);
+        (entries.first().map(|log| log.index) == Some(first)).then_some((prev_term, entries))
+    }
+
     /// The cached entries from `first` on, and the cache's first index.
     fn cached_run(&self, first: u64, last: u64, bytes_max: u64, need_one: bool) -> (Vec<Log>, Option<u64>) {
         let inner = self.lock();
@@ -245,5 +273,36 @@ mod tests {
         cache.set_snapshot(9, 7);
         assert_eq!(cache.term_at(9).expect("term"), Some(7));
         assert_eq!(cache.term_at(0).expect("term"), Some(0));
+    }
+
+    #[test]
+    fn memory_answers_only_for_what_it_holds() {
+        let cache = cache_over(1..=5, 100);
+        let pending: Vec<Log> = (6..=8).map(|i| Log::command(i, 2, "p")).collect();
+        cache.append(&pending, 1);
+        assert_eq!(cache.cached_term(0), Some(0));
+        assert_eq!(cache.cached_term(7), Some(2));
+        assert_eq!(cache.cached_term(5), None, "stored but not cached: ask the store");
+        assert_eq!(cache.cached_term(9), None);
+        cache.set_snapshot(5, 1);
+        assert_eq!(cache.cached_term(5), Some(1), "the snapshot boundary is known");
+
+        let (prev_term, entries) = cache.cached_append(7, 8, u64::MAX).expect("all cached");
+        assert_eq!(prev_term, 2);
+        assert_eq!(entries.iter().map(|l| l.index).collect::<Vec<_>>(), vec![7, 8]);
+        let (_, one) = cache.cached_append(6, 8, 1).expect("all cached");
+        assert_eq!(one.len(), 1, "the byte budget bounds the batch like get_range");
+        assert_eq!(
+            cache.cached_append(6, 8, u64::MAX).map(|(t, _)| t),
+            Some(1),
+            "prev at the snapshot boundary"
+        );
+        assert_eq!(
+            cache.cached_append(9, 8, u64::MAX).map(|(t, e)| (t, e.len())),
+            Some((2, 0)),
+            "a heartbeat"
+        );
+        assert!(cache.cached_append(4, 8, u64::MAX).is_none(), "entries below the cache come from the store");
+        assert!(cache.cached_append(0, 8, u64::MAX).is_none());
     }
 }

@@ -119,17 +119,25 @@ impl Replication {
     async fn request(&self, next_index: u64, last: u64, commit: u64) -> Option<AppendEntriesRequest> {
         let log = self.log.clone();
         let prev = next_index - 1;
-        let count = self.max_append_entries as u64;
-        let read = tokio::task::spawn_blocking(move || {
-            let prev_term = log.term_at(prev)?;
-            let entries = if next_index <= last {
-                log.get_range(next_index, last.min(next_index + count - 1), APPEND_BYTES_MAX)?
-            } else {
-                Vec::new()
-            };
-            Ok::<_, crate::StoreError>((prev_term, entries))
-        });
-        let (prev_term, entries) = match read.await {
+        let last = last.min(next_index + self.max_append_entries as u64 - 1);
+        // Recent entries come from memory without leaving the task; only a
+        // follower far behind sends the read to a blocking thread.
+        let read = match log.cached_append(next_index, last, APPEND_BYTES_MAX) {
+            Some((prev_term, entries)) => Ok(Ok((Some(prev_term), entries))),
+            None => {
+                tokio::task::spawn_blocking(move || {
+                    let prev_term = log.term_at(prev)?;
+                    let entries = if next_index <= last {
+                        log.get_range(next_index, last, APPEND_BYTES_MAX)?
+                    } else {
+                        Vec::new()
+                    };
+                    Ok::<_, crate::StoreError>((prev_term, entries))
+                })
+                .await
+            }
+        };
+        let (prev_term, entries) = match read {
             Ok(Ok((Some(prev_term), entries))) => (prev_term, entries),
             Ok(Ok((None, _))) => return None,
             Ok(Err(error)) => {

@@ -165,6 +165,12 @@ fn compare_table(root: &Path, out: &mut String) {
         out,
         "### raft-kit beside openraft {OPENRAFT}: in memory, direct network, 128-byte commands\n"
     );
+    let _ = writeln!(
+        out,
+        "Both sides run back to back in one process. On this shared virtual machine the same run varies\n\
+         by up to about 40% from one minute to the next, so compare the two sides within this table,\n\
+         not with the cluster table above.\n"
+    );
     let Ok(text) = std::fs::read_to_string(root.join("target/compare-bench.txt")) else {
         let _ = writeln!(out, "(no `target/compare-bench.txt`: run the compare binary first)\n");
         return;

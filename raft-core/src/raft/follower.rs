@@ -141,6 +141,9 @@ impl<F: Fsm> Node<F> {
     }
 
     pub(super) async fn term_at(&self, index: u64) -> Result<Option<u64>, ()> {
+        if let Some(term) = self.log.cached_term(index) {
+            return Ok(Some(term));
+        }
         let log = self.log.clone();
         match tokio::task::spawn_blocking(move || log.term_at(index)).await {
             Ok(Ok(term)) => Ok(term),
