@@ -4,12 +4,14 @@
 //! on being served; inbound connections are bounded; shutdown closes
 //! everything; an unspecified advertise address is refused.
 
+mod support;
+
 use proptest::prelude::*;
-use raft_core::{RequestVoteRequest, RequestVoteResponse, Rpc, ServerId, Transport, TransportError};
+use raft_core::{RequestVoteRequest, RequestVoteResponse, ServerId, Transport, TransportError};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+use support::serve;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use transport_tcp::wire::{ConnectionKind, Hello, WIRE_VERSION};
@@ -24,26 +26,6 @@ fn config(id: &str, cluster: &str) -> TcpConfig {
     config.connect_timeout = Duration::from_millis(300);
     config.rpc_timeout = Duration::from_secs(2);
     config
-}
-
-/// Serves votes, counting the RPCs the node was handed.
-fn serve(transport: &TcpTransport) -> Arc<AtomicUsize> {
-    let delivered = Arc::new(AtomicUsize::new(0));
-    let mut incoming = transport.consumer().expect("consumer");
-    let counter = delivered.clone();
-    tokio::spawn(async move {
-        while let Some(rpc) = incoming.recv().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            if let Rpc::RequestVote { request, respond } = rpc {
-                respond.respond(Ok(RequestVoteResponse {
-                    term: request.term,
-                    granted: true,
-                    ..Default::default()
-                }));
-            }
-        }
-    });
-    delivered
 }
 
 async fn vote(client: &TcpTransport, server: &TcpTransport) -> Result<RequestVoteResponse, TransportError> {

@@ -3,11 +3,14 @@
 //! speaking plain TCP is refused. Certificates are made at run time.
 #![cfg(feature = "tls")]
 
-use raft_core::{RequestVoteRequest, RequestVoteResponse, Rpc, Transport};
+mod support;
+
+use raft_core::{RequestVoteRequest, Transport};
 use rcgen::{CertificateParams, IsCa, Issuer, KeyPair};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+use support::serve;
 use tokio::io::AsyncWriteExt;
 use transport_tcp::{TcpConfig, TcpTransport, TlsConfig};
 
@@ -44,25 +47,6 @@ async fn node(id: &str, tls: Option<TlsConfig>) -> TcpTransport {
     config.rpc_timeout = Duration::from_secs(2);
     config.tls = tls;
     TcpTransport::bind(config).await.expect("bind")
-}
-
-fn serve(transport: &TcpTransport) -> Arc<AtomicUsize> {
-    let delivered = Arc::new(AtomicUsize::new(0));
-    let mut incoming = transport.consumer().expect("consumer");
-    let counter = delivered.clone();
-    tokio::spawn(async move {
-        while let Some(rpc) = incoming.recv().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            if let Rpc::RequestVote { request, respond } = rpc {
-                respond.respond(Ok(RequestVoteResponse {
-                    term: request.term,
-                    granted: true,
-                    ..Default::default()
-                }));
-            }
-        }
-    });
-    delivered
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
