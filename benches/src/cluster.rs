@@ -17,7 +17,9 @@ use store_redb::RedbStore;
 use transport_inmem::InmemNetwork;
 use transport_tcp::{TcpConfig, TcpTransport};
 
-/// A state machine that does nothing but count the commands it applied.
+/// A state machine that does nothing but count the commands it applied. It
+/// never blocks, so the core runs it as a task (as openraft runs its state
+/// machine in the comparison).
 pub struct NoopFsm(pub Arc<AtomicU64>);
 
 impl Fsm for NoopFsm {
@@ -33,6 +35,10 @@ impl Fsm for NoopFsm {
 
     fn restore(&mut self, _snapshot: SnapshotReader) -> Result<(), FsmError> {
         Ok(())
+    }
+
+    fn never_blocks(&self) -> bool {
+        std::env::var_os("RAFT_BENCH_FSM_THREAD").is_none()
     }
 }
 

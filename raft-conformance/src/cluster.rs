@@ -5,6 +5,9 @@
 //! broken) and a [`StoreFactory`] (each node's stores, kept across crashes),
 //! so the same scenarios run with every store and every transport.
 //! Every wait has a deadline; a failure names the network's seed.
+//! Odd-numbered nodes run their [`TestFsm`] as a task
+//! ([`Fsm::never_blocks`](raft_core::Fsm::never_blocks)), even-numbered ones
+//! on an FSM thread, so every scenario covers both.
 
 use crate::test_fsm::{Checker, TestFsm};
 use bytes::Bytes;
@@ -344,7 +347,9 @@ impl Cluster {
     async fn start(&mut self, i: usize) {
         let transport = self.network.transport(i).await;
         let stores = self.stores(i).clone();
-        let fsm = TestFsm::new(i, self.checker.clone());
+        // Odd nodes run their FSM as a task, even ones on a thread of its
+        // own: every scenario covers both ways of applying.
+        let fsm = TestFsm::new(i, self.checker.clone()).as_task(i % 2 == 1);
         let config = (self.config)(self.id(i));
         match Raft::new(config, fsm, stores.logs, stores.stable, stores.snapshots, transport).await {
             Ok(raft) => self.nodes[i].raft = Some(raft),

@@ -123,6 +123,9 @@ impl<S: LogStore, G: Send + Sync + 'static> LogStore for Guarded<S, G> {
     fn commit_index(&self) -> Result<Option<u64>, StoreError> {
         self.store.commit_index()
     }
+    fn writes_never_block(&self) -> bool {
+        self.store.writes_never_block()
+    }
 }
 
 impl<S: StableStore, G: Send + Sync + 'static> StableStore for Guarded<S, G> {

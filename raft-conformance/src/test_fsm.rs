@@ -112,12 +112,22 @@ pub struct TestFsm {
     node: usize,
     checker: Arc<Checker>,
     entries: BTreeMap<u64, Bytes>,
+    as_task: bool,
 }
 
 impl TestFsm {
-    /// The FSM of node `node`, reporting to `checker`.
+    /// The FSM of node `node`, reporting to `checker`. It runs on a thread
+    /// of its own, as an FSM does by default.
     pub fn new(node: usize, checker: Arc<Checker>) -> Self {
-        Self { node, checker, entries: BTreeMap::new() }
+        Self { node, checker, entries: BTreeMap::new(), as_task: false }
+    }
+
+    /// With `true`, the FSM answers [`Fsm::never_blocks`] with `true`, so
+    /// the core runs it as a task on the async runtime instead.
+    #[must_use]
+    pub fn as_task(mut self, as_task: bool) -> Self {
+        self.as_task = as_task;
+        self
     }
 }
 
@@ -156,6 +166,10 @@ impl Fsm for TestFsm {
         }
         self.entries = entries;
         Ok(())
+    }
+
+    fn never_blocks(&self) -> bool {
+        self.as_task
     }
 }
 

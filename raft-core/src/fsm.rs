@@ -28,8 +28,10 @@ impl From<std::io::Error> for FsmError {
 /// The state machine Raft replicates.
 ///
 /// The core applies committed [`LogKind::Command`](crate::LogKind::Command)
-/// entries in index order, each exactly once, from one task; other kinds are
-/// the protocol's own and never reach the FSM.
+/// entries in index order, each exactly once, from one thread at a time
+/// (a thread of the FSM's own, or a task: see
+/// [`never_blocks`](Self::never_blocks)); other kinds are the protocol's own
+/// and never reach the FSM.
 pub trait Fsm: Send + 'static {
     /// What applying a command returns to the caller of
     /// [`Raft::apply`](crate::Raft::apply).
@@ -50,6 +52,26 @@ pub trait Fsm: Send + 'static {
 
     /// Replaces the whole state with a snapshot's.
     fn restore(&mut self, snapshot: SnapshotReader) -> Result<(), FsmError>;
+
+    /// Whether [`apply`](Self::apply), [`apply_batch`](Self::apply_batch) and
+    /// [`snapshot`](Self::snapshot) always return within microseconds, never
+    /// waiting on a disk, a network or a lock held for long: an in-memory
+    /// map, a counter.
+    ///
+    /// By default (`false`) the FSM runs on a thread of its own, so a slow
+    /// `apply` never holds up the async runtime the node's tasks run on.
+    /// An FSM that answers `true` runs as a task on that runtime instead,
+    /// which saves two thread hand-offs per commit (three nodes in memory,
+    /// one client: median latency 36 µs on a thread, 19 µs as a task). Its
+    /// [`restore`](Self::restore), and log reads that miss the in-memory
+    /// cache, still run outside the runtime's scheduling through
+    /// `tokio::task::block_in_place` on a multi-threaded runtime (on a
+    /// current-thread runtime they run in place).
+    ///
+    /// The answer is read once, when the node starts.
+    fn never_blocks(&self) -> bool {
+        false
+    }
 }
 
 /// A point-in-time capture of the FSM's state, written out by the core.

@@ -113,8 +113,10 @@ pub enum StoreError {
 /// Durable storage for the replicated log.
 ///
 /// Calls are synchronous: the core calls them from its own blocking worker,
-/// never from an async executor thread. Implementations share the store between
-/// threads through `&self`, so they use interior mutability.
+/// never from an async executor thread, unless the store says its writes
+/// never block ([`writes_never_block`](Self::writes_never_block)).
+/// Implementations share the store between threads through `&self`, so they
+/// use interior mutability.
 ///
 /// # Contract
 ///
@@ -187,6 +189,21 @@ pub trait LogStore: Send + Sync + 'static {
     fn commit_index(&self) -> Result<Option<u64>, StoreError> {
         Ok(None)
     }
+
+    /// Whether every write ([`store_logs`](Self::store_logs),
+    /// [`store_logs_with_commit`](Self::store_logs_with_commit),
+    /// [`delete_range`](Self::delete_range)) returns within microseconds,
+    /// never waiting on a disk, a network or a lock held for long.
+    ///
+    /// The core normally hands writes to a storage thread of its own so that
+    /// a slow disk never holds up the node's task (heartbeats, votes,
+    /// replication). A store that answers `true` is written on the node's
+    /// task instead, which saves two thread hand-offs per write: the
+    /// in-memory store does. The default is `false`; a store that wraps
+    /// another should forward the answer only if it adds no waiting itself.
+    fn writes_never_block(&self) -> bool {
+        false
+    }
 }
 
 impl<T: LogStore + ?Sized> LogStore for Arc<T> {
@@ -213,6 +230,9 @@ impl<T: LogStore + ?Sized> LogStore for Arc<T> {
     }
     fn commit_index(&self) -> Result<Option<u64>, StoreError> {
         (**self).commit_index()
+    }
+    fn writes_never_block(&self) -> bool {
+        (**self).writes_never_block()
     }
 }
 

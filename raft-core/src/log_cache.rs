@@ -172,8 +172,15 @@ impl LogCache {
         if first > last {
             return Some((prev_term, Vec::new()));
         }
+        self.cached_range(first, last, bytes_max).map(|entries| (prev_term, entries))
+    }
+
+    /// Entries `first..=last` (bounded like [`get_range`](Self::get_range))
+    /// when the cache holds at least the first; `None` means read through
+    /// the store with `get_range`.
+    pub(crate) fn cached_range(&self, first: u64, last: u64, bytes_max: u64) -> Option<Vec<Log>> {
         let (entries, _) = self.cached_run(first, last, bytes_max, true);
-        (entries.first().map(|log| log.index) == Some(first)).then_some((prev_term, entries))
+        (entries.first().map(|log| log.index) == Some(first)).then_some(entries)
     }
 
     /// The cached entries from `first` on, and the cache's first index.

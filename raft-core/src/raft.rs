@@ -303,6 +303,9 @@ impl<F: Fsm> Node<F> {
 
     /// Waits for the next thing to handle, or the timer at `deadline`.
     pub(crate) async fn next_input(&mut self, deadline: Instant) -> Input<F::Response> {
+        if let Some(event) = self.storage.take_event() {
+            return Input::Event(event);
+        }
         tokio::select! {
             changed = self.shutdown.changed() => {
                 let _ = changed;

@@ -1,5 +1,13 @@
 //! The storage worker: one thread that performs every log write, in order,
 //! grouping concurrent appends into one `store_logs` call (group commit).
+//!
+//! A store whose writes never block ([`LogStore::writes_never_block`], the
+//! in-memory store) is written on the node's own task instead: each
+//! operation completes inside `submit`, and its completion event waits in a
+//! local queue the node reads before anything else, so the two modes report
+//! in the same order and the node code is the same for both.
+
+use std::collections::VecDeque;
 
 use crate::log_cache::LogCache;
 use crate::raft::Event;
@@ -45,11 +53,18 @@ pub(crate) struct Progress {
 
 /// The node's side of the worker.
 pub(crate) struct Storage {
-    ops: mpsc::Sender<StorageOp>,
+    mode: Mode,
     progress: watch::Receiver<Progress>,
     busy_since: Arc<AtomicU64>,
     epoch: Instant,
-    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Where operations run.
+enum Mode {
+    /// On the storage thread, fed through a queue.
+    Thread { ops: mpsc::Sender<StorageOp>, thread: Option<std::thread::JoinHandle<()>> },
+    /// On the caller's task, inside `submit`; completion events wait in `events`.
+    Inline { log: Arc<LogCache>, progress: watch::Sender<Progress>, events: VecDeque<Event> },
 }
 
 impl Storage {
@@ -60,10 +75,14 @@ impl Storage {
         events: mpsc::Sender<Event>,
         max_batch: usize,
     ) -> std::io::Result<Self> {
-        let (ops, rx) = mpsc::channel(QUEUE_DEPTH);
         let busy_since = Arc::new(AtomicU64::new(0));
         let epoch = Instant::now();
         let (progress_tx, progress) = watch::channel(Progress::default());
+        if log.store().writes_never_block() {
+            let mode = Mode::Inline { log, progress: progress_tx, events: VecDeque::new() };
+            return Ok(Self { mode, progress, busy_since, epoch });
+        }
+        let (ops, rx) = mpsc::channel(QUEUE_DEPTH);
         let busy = busy_since.clone();
         let worker = Worker {
             log,
@@ -76,12 +95,28 @@ impl Storage {
             progress: progress_tx,
         };
         let thread = std::thread::Builder::new().name("raft-storage".into()).spawn(move || worker.run())?;
-        Ok(Self { ops, progress, busy_since, epoch, thread: Some(thread) })
+        Ok(Self { mode: Mode::Thread { ops, thread: Some(thread) }, progress, busy_since, epoch })
     }
 
-    /// Queues an operation, waiting while the queue is full.
-    pub(crate) async fn submit(&self, op: StorageOp) -> Result<(), StoreError> {
-        self.ops.send(op).await.map_err(|_| StoreError::Closed)
+    /// Queues an operation, waiting while the queue is full; in inline mode,
+    /// performs it.
+    pub(crate) async fn submit(&mut self, op: StorageOp) -> Result<(), StoreError> {
+        match &mut self.mode {
+            Mode::Thread { ops, .. } => ops.send(op).await.map_err(|_| StoreError::Closed),
+            Mode::Inline { log, progress, events } => {
+                let outcome = perform(log, op, |_| None, usize::MAX);
+                events.extend(settle(log, progress, outcome));
+                Ok(())
+            }
+        }
+    }
+
+    /// The oldest completion event of an inline operation not yet taken.
+    pub(crate) fn take_event(&mut self) -> Option<Event> {
+        match &mut self.mode {
+            Mode::Inline { events, .. } => events.pop_front(),
+            Mode::Thread { .. } => None,
+        }
     }
 
     /// Watches how far the worker has got.
@@ -102,10 +137,11 @@ impl Storage {
 
     /// Stops the worker after the queued operations and waits for it.
     pub(crate) async fn stop(mut self) {
-        let Storage { ops, thread, .. } = &mut self;
-        drop(std::mem::replace(ops, mpsc::channel(1).0));
-        if let Some(thread) = thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        if let Mode::Thread { ops, thread } = &mut self.mode {
+            drop(std::mem::replace(ops, mpsc::channel(1).0));
+            if let Some(thread) = thread.take() {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
         }
     }
 }
@@ -140,85 +176,196 @@ impl Worker {
     fn run(mut self) {
         while let Some(op) = self.next() {
             self.busy_since.store((self.epoch.elapsed().as_micros() as u64).max(1), Ordering::Release);
-            let seq = op.seq();
-            let store = self.log.store().clone();
-            let outcome = match op {
-                StorageOp::Append { logs, commit_index, done, .. } => {
-                    self.append(seq, logs, commit_index, done)
-                }
-                StorageOp::TruncateFrom { index, done, .. } => Outcome {
-                    seq,
-                    result: store.delete_range(index, u64::MAX),
-                    dones: done.into_iter().collect(),
-                    last_index: None,
+            // Group with the appends queued right behind; keep the first
+            // operation that does not continue the batch for the next round.
+            let (rx, stash) = (&mut self.rx, &mut self.stash);
+            let outcome = perform(
+                &self.log,
+                op,
+                |continues| match rx.try_recv() {
+                    Ok(op) if continues(&op) => Some(op),
+                    Ok(op) => {
+                        *stash = Some(op);
+                        None
+                    }
+                    Err(_) => None,
                 },
-                StorageOp::TruncateThrough { index, .. } => {
-                    Outcome { seq, result: store.delete_range(0, index), dones: Vec::new(), last_index: None }
-                }
-            };
+                self.max_batch,
+            );
             self.busy_since.store(0, Ordering::Release);
-            self.finish(outcome);
+            if let Some(event) = settle(&self.log, &self.progress, outcome) {
+                let _ = self.events.blocking_send(event);
+            }
         }
     }
+}
 
-    /// Appends one queued batch plus every append queued right behind it
-    /// that continues it, up to `max_batch` entries, in one call.
-    fn append(
-        &mut self,
-        seq: u64,
-        mut logs: Vec<Log>,
-        mut commit_index: u64,
-        done: Option<WriteDone>,
-    ) -> Outcome {
-        let mut dones: Vec<WriteDone> = done.into_iter().collect();
-        let mut seq = seq;
-        while logs.len() < self.max_batch {
-            match self.rx.try_recv() {
-                Ok(StorageOp::Append { seq: next_seq, logs: more, commit_index: commit, done })
-                    if more.first().map(|l| l.index) == logs.last().map(|l| l.index + 1) =>
-                {
-                    logs.extend(more);
-                    commit_index = commit_index.max(commit);
-                    dones.extend(done);
-                    seq = next_seq;
-                }
-                Ok(other) => {
-                    self.stash = Some(other);
+/// Performs one operation. An append takes along every append `more` hands
+/// over that continues it (`more` is given the test), up to `max_batch`
+/// entries, and writes them in one call.
+fn perform(
+    log: &LogCache,
+    op: StorageOp,
+    mut more: impl FnMut(&dyn Fn(&StorageOp) -> bool) -> Option<StorageOp>,
+    max_batch: usize,
+) -> Outcome {
+    let seq = op.seq();
+    let store = log.store();
+    match op {
+        StorageOp::Append { mut logs, mut commit_index, done, .. } => {
+            let mut dones: Vec<WriteDone> = done.into_iter().collect();
+            let mut seq = seq;
+            while logs.len() < max_batch {
+                let next_index = logs.last().map(|l| l.index + 1);
+                let continues = |op: &StorageOp| matches!(op, StorageOp::Append { logs: more, .. } if more.first().map(|l| l.index) == next_index);
+                let Some(StorageOp::Append { seq: next_seq, logs: rest, commit_index: commit, done }) =
+                    more(&continues)
+                else {
                     break;
-                }
-                Err(_) => break,
+                };
+                logs.extend(rest);
+                commit_index = commit_index.max(commit);
+                dones.extend(done);
+                seq = next_seq;
             }
+            let last_index = logs.last().map(|l| l.index);
+            let result = store.store_logs_with_commit(&logs, commit_index);
+            Outcome { seq, result, dones, last_index }
         }
-        let last_index = logs.last().map(|l| l.index);
-        let result = self.log.store().store_logs_with_commit(&logs, commit_index);
-        Outcome { seq, result, dones, last_index }
+        StorageOp::TruncateFrom { index, done, .. } => Outcome {
+            seq,
+            result: store.delete_range(index, u64::MAX),
+            dones: done.into_iter().collect(),
+            last_index: None,
+        },
+        StorageOp::TruncateThrough { index, .. } => {
+            Outcome { seq, result: store.delete_range(0, index), dones: Vec::new(), last_index: None }
+        }
+    }
+}
+
+/// Records an operation's outcome: progress, the cache, the waiting
+/// followers; returns the event for the node, if any.
+fn settle(log: &LogCache, progress: &watch::Sender<Progress>, outcome: Outcome) -> Option<Event> {
+    let Outcome { seq, result, dones, last_index } = outcome;
+    let failed = result.is_err();
+    progress.send_modify(|progress| {
+        progress.completed_seq = progress.completed_seq.max(seq);
+        progress.failures += u64::from(failed);
+    });
+    match result {
+        Ok(()) => {
+            log.mark_written(seq);
+            for done in dones {
+                let _ = done.send(Ok(()));
+            }
+            last_index.map(|last_index| Event::Durable { seq, last_index })
+        }
+        Err(error) => {
+            tracing::error!(%error, seq, "log store write failed");
+            let error = Arc::new(error);
+            for done in dones {
+                let _ = done.send(Err(error.clone()));
+            }
+            Some(Event::StoreFailed { seq, error })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A log in a `Vec` that refuses batches starting at `refuse_from`.
+    struct VecStore {
+        logs: Mutex<Vec<Log>>,
+        never_blocks: bool,
+        refuse_from: u64,
     }
 
-    fn finish(&mut self, outcome: Outcome) {
-        let Outcome { seq, result, dones, last_index } = outcome;
-        let failed = result.is_err();
-        self.progress.send_modify(|progress| {
-            progress.completed_seq = progress.completed_seq.max(seq);
-            progress.failures += u64::from(failed);
-        });
-        match result {
-            Ok(()) => {
-                self.log.mark_written(seq);
-                if let Some(last_index) = last_index {
-                    let _ = self.events.blocking_send(Event::Durable { seq, last_index });
-                }
-                for done in dones {
-                    let _ = done.send(Ok(()));
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, seq, "log store write failed");
-                let error = Arc::new(error);
-                let _ = self.events.blocking_send(Event::StoreFailed { seq, error: error.clone() });
-                for done in dones {
-                    let _ = done.send(Err(error.clone()));
-                }
-            }
+    impl crate::LogStore for VecStore {
+        fn first_index(&self) -> Result<u64, StoreError> {
+            Ok(self.logs.lock().expect("lock").first().map_or(0, |l| l.index))
         }
+        fn last_index(&self) -> Result<u64, StoreError> {
+            Ok(self.logs.lock().expect("lock").last().map_or(0, |l| l.index))
+        }
+        fn get_log(&self, index: u64) -> Result<Option<Log>, StoreError> {
+            Ok(self.logs.lock().expect("lock").iter().find(|l| l.index == index).cloned())
+        }
+        fn store_logs(&self, logs: &[Log]) -> Result<(), StoreError> {
+            if logs.first().is_some_and(|l| l.index >= self.refuse_from) {
+                return Err(StoreError::Full("refused".into()));
+            }
+            self.logs.lock().expect("lock").extend(logs.iter().cloned());
+            Ok(())
+        }
+        fn delete_range(&self, min: u64, max: u64) -> Result<(), StoreError> {
+            self.logs.lock().expect("lock").retain(|l| l.index < min || l.index > max);
+            Ok(())
+        }
+        fn writes_never_block(&self) -> bool {
+            self.never_blocks
+        }
+    }
+
+    fn append(seq: u64, indexes: std::ops::RangeInclusive<u64>, term: u64) -> StorageOp {
+        let logs = indexes.map(|i| Log::command(i, term, "x")).collect();
+        StorageOp::Append { seq, logs, commit_index: 0, done: None }
+    }
+
+    /// Runs the same operations through one storage mode and reports what
+    /// came back: the events in order, and the terms of the stored log.
+    async fn run(never_blocks: bool) -> (Vec<String>, Vec<u64>, Progress) {
+        let store = Arc::new(VecStore { logs: Mutex::default(), never_blocks, refuse_from: 9 });
+        let log = Arc::new(LogCache::new(store.clone(), 16));
+        let (events_tx, mut events_rx) = mpsc::channel(16);
+        let mut storage = Storage::start(log, events_tx, 64).expect("start");
+        let ops = vec![
+            append(1, 1..=3, 1),
+            append(2, 4..=5, 1),
+            StorageOp::TruncateFrom { seq: 3, index: 5, done: None },
+            append(4, 5..=6, 2),
+            StorageOp::TruncateThrough { seq: 5, index: 2 },
+            append(6, 9..=9, 2),
+        ];
+        for op in ops {
+            storage.submit(op).await.expect("submit");
+        }
+        let mut seen: Vec<String> = Vec::new();
+        while !seen.last().is_some_and(|last| last.starts_with("failed")) {
+            let event = match storage.take_event() {
+                Some(event) => event,
+                None => tokio::time::timeout(Duration::from_secs(10), events_rx.recv())
+                    .await
+                    .expect("an event within 10 s")
+                    .expect("event"),
+            };
+            seen.push(match event {
+                Event::Durable { seq, last_index } => format!("durable {seq} {last_index}"),
+                Event::StoreFailed { seq, .. } => format!("failed {seq}"),
+                _ => "other".into(),
+            });
+        }
+        let progress = *storage.progress().borrow();
+        storage.stop().await;
+        let terms = store.logs.lock().expect("lock").iter().map(|l| l.term).collect();
+        (seen, terms, progress)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inline_and_threaded_storage_report_the_same_outcomes() {
+        let inline = run(true).await;
+        let threaded = run(false).await;
+        // The thread may group the first two appends into one write.
+        let expected_events = ["durable 1 3", "durable 2 5", "durable 4 6", "failed 6"];
+        let grouped = ["durable 2 5", "durable 4 6", "failed 6"];
+        assert_eq!(inline.0, expected_events);
+        assert!(threaded.0 == expected_events || threaded.0 == grouped, "{:?}", threaded.0);
+        assert_eq!(inline.1, [1, 1, 2, 2], "entries 3, 4 of term 1 and 5, 6 of term 2 remain");
+        assert_eq!(inline.1, threaded.1);
+        assert_eq!(inline.2, Progress { completed_seq: 6, failures: 1 });
+        assert_eq!(threaded.2, inline.2);
     }
 }

@@ -440,7 +440,7 @@ impl FileNode {
         let mut config = config("node-0");
         config.no_snapshot_restore_on_start = skip_restore;
         let snapshots = FileSnapshotStore::open(self.dir.path(), 2).expect("snapshot store");
-        let fsm = SumFsm { sum: self.sum.clone() };
+        let fsm = SumFsm { sum: self.sum.clone(), as_task: true };
         let transport = self.network.transport(addr(0));
         Raft::new(config, fsm, self.logs.clone(), self.stable.clone(), snapshots, transport)
             .await

@@ -38,6 +38,12 @@ impl Fsm for Counter {
         self.value.store(i64::from_le_bytes(bytes), Ordering::SeqCst);
         Ok(())
     }
+
+    // Applying is an atomic add: it never blocks, so the node may run this
+    // FSM as a task instead of on a thread of its own.
+    fn never_blocks(&self) -> bool {
+        true
+    }
 }
 
 struct CounterSnapshot(i64);

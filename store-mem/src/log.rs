@@ -92,6 +92,12 @@ impl LogStore for MemLogStore {
         Ok(Some(self.commit_index.load(Ordering::Acquire)))
     }
 
+    /// `true`: writes only touch memory, so the core performs them on the
+    /// node's task rather than on a storage thread.
+    fn writes_never_block(&self) -> bool {
+        true
+    }
+
     fn delete_range(&self, min: u64, max: u64) -> Result<(), StoreError> {
         let mut logs = self.write();
         let (first, last) = bounds(&logs);

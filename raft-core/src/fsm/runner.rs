@@ -1,6 +1,11 @@
-//! The FSM thread: applies committed entries in index order, each once, in
+//! The FSM runner: applies committed entries in index order, each once, in
 //! batches, and answers the futures of the commands it applies; captures the
 //! FSM for snapshots and restores it from them.
+//!
+//! It runs on a thread of its own, or, for an FSM that says it never blocks
+//! ([`Fsm::never_blocks`]), as a task on the async runtime: the same loop,
+//! minus two thread hand-offs per commit (one to wake the thread, one to
+//! wake the caller's task from it).
 
 use crate::error::RaftError;
 use crate::log_cache::LogCache;
@@ -11,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// How many operations may wait for the FSM thread.
+/// How many operations may wait for the FSM runner.
 const QUEUE_DEPTH: usize = 1024;
 /// The most payload bytes read from the log for one batch.
 const BATCH_BYTES_MAX: u64 = 4 << 20;
@@ -41,7 +46,7 @@ pub(crate) struct Capture {
     pub(crate) point: AppliedPoint,
 }
 
-/// Work for the FSM thread.
+/// Work for the FSM runner.
 enum FsmOp<R> {
     /// Everything up to `index` is committed; `futures` wait on some of it.
     Commit { index: u64, futures: Vec<(u64, ApplyReply<R>)> },
@@ -51,13 +56,19 @@ enum FsmOp<R> {
     Restore { meta: SnapshotMeta, reader: SnapshotReader, reply: oneshot::Sender<Result<(), RaftError>> },
 }
 
-/// The node's side of the FSM thread.
+/// The node's side of the FSM runner.
 pub(crate) struct FsmHandle<R> {
     client: FsmClient<R>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    runner: Option<RunnerHandle>,
 }
 
-/// Sends work to the FSM thread; cloned into tasks that take snapshots.
+/// Where the runner runs.
+enum RunnerHandle {
+    Thread(std::thread::JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
+}
+
+/// Sends work to the FSM runner; cloned into tasks that take snapshots.
 pub(crate) struct FsmClient<R> {
     ops: mpsc::Sender<FsmOp<R>>,
 }
@@ -77,7 +88,7 @@ impl<R: Send + 'static> std::ops::Deref for FsmHandle<R> {
 }
 
 impl<R: Send + 'static> FsmHandle<R> {
-    /// Starts the FSM thread with the FSM having applied up to `point`.
+    /// Starts the FSM runner with the FSM having applied up to `point`.
     pub(crate) fn start<F: Fsm<Response = R>>(
         fsm: F,
         log: Arc<LogCache>,
@@ -91,17 +102,30 @@ impl<R: Send + 'static> FsmHandle<R> {
         shared.applied_index.store(point.index, Ordering::Release);
         applied_tx.send_replace(point.index);
         let commit = point.index;
+        let in_task = fsm.never_blocks();
         let runner = Runner { fsm, log, shared, applied_tx, point, commit, batch_apply, max_batch, rx };
-        let thread = std::thread::Builder::new().name("raft-fsm".into()).spawn(move || runner.run())?;
-        Ok(Self { client: FsmClient { ops }, thread: Some(thread) })
+        let runner = if in_task {
+            RunnerHandle::Task(tokio::spawn(runner.run_task()))
+        } else {
+            RunnerHandle::Thread(
+                std::thread::Builder::new().name("raft-fsm".into()).spawn(move || runner.run())?,
+            )
+        };
+        Ok(Self { client: FsmClient { ops }, runner: Some(runner) })
     }
 
-    /// Stops the thread once it has applied what it was told and waits for it.
+    /// Stops the runner once it has applied what it was told and waits for it.
     /// Clones of the client keep it running until they are dropped.
     pub(crate) async fn stop(mut self) {
         drop(std::mem::replace(&mut self.client.ops, mpsc::channel(1).0));
-        if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        match self.runner.take() {
+            Some(RunnerHandle::Thread(thread)) => {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+            Some(RunnerHandle::Task(task)) => {
+                let _ = task.await;
+            }
+            None => {}
         }
     }
 
@@ -112,10 +136,10 @@ impl<R: Send + 'static> FsmHandle<R> {
 }
 
 impl<R: Send + 'static> FsmClient<R> {
-    /// Tells the FSM thread that everything up to `index` is committed.
+    /// Tells the FSM runner that everything up to `index` is committed.
     pub(crate) async fn commit(&self, index: u64, futures: Vec<(u64, ApplyReply<R>)>) {
         if self.ops.send(FsmOp::Commit { index, futures }).await.is_err() {
-            tracing::error!(index, "the FSM thread has stopped; committed entries are not applied");
+            tracing::error!(index, "the FSM runner has stopped; committed entries are not applied");
         }
     }
 
@@ -160,6 +184,21 @@ impl<F: Fsm> Runner<F> {
         }
     }
 
+    /// The same loop as [`run`](Self::run), as a task; it lets other tasks
+    /// run between batches.
+    async fn run_task(mut self) {
+        let mut futures: Futures<F::Response> = BTreeMap::new();
+        while let Some(op) = self.rx.recv().await {
+            self.take(op, &mut futures);
+            while let Ok(op) = self.rx.try_recv() {
+                self.take(op, &mut futures);
+            }
+            while self.apply_next_batch(&mut futures) {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
     fn take(&mut self, op: FsmOp<F::Response>, futures: &mut Futures<F::Response>) {
         match op {
             FsmOp::Commit { index, futures: more } => {
@@ -186,7 +225,8 @@ impl<F: Fsm> Runner<F> {
     }
 
     fn restore(&mut self, meta: SnapshotMeta, reader: SnapshotReader) -> Result<(), RaftError> {
-        self.fsm.restore(reader)?;
+        let fsm = &mut self.fsm;
+        off_the_runtime(|| fsm.restore(reader))?;
         self.point = AppliedPoint {
             index: meta.index,
             term: meta.term,
@@ -204,22 +244,34 @@ impl<F: Fsm> Runner<F> {
     }
 
     fn apply_committed(&mut self, futures: &mut Futures<F::Response>) {
-        while self.point.index < self.commit {
-            let next = self.point.index + 1;
-            let last = self.commit.min(self.point.index + self.max_batch as u64);
-            let batch = match self.log.get_range(next, last, BATCH_BYTES_MAX) {
-                Ok(batch) if batch.first().map(|l| l.index) == Some(next) => batch,
-                Ok(_) => {
-                    tracing::error!(index = next, "committed entry missing from the log");
-                    return;
-                }
-                Err(error) => {
-                    tracing::error!(%error, index = next, "reading committed entries failed");
-                    return;
-                }
-            };
-            self.apply_batch(&batch, futures);
+        while self.apply_next_batch(futures) {}
+    }
+
+    /// Applies the next batch of committed entries, if any; says whether
+    /// more are left.
+    fn apply_next_batch(&mut self, futures: &mut Futures<F::Response>) -> bool {
+        if self.point.index >= self.commit {
+            return false;
         }
+        let next = self.point.index + 1;
+        let last = self.commit.min(self.point.index + self.max_batch as u64);
+        let log = &self.log;
+        let batch = match log
+            .cached_range(next, last, BATCH_BYTES_MAX)
+            .map_or_else(|| off_the_runtime(|| log.get_range(next, last, BATCH_BYTES_MAX)), Ok)
+        {
+            Ok(batch) if batch.first().map(|l| l.index) == Some(next) => batch,
+            Ok(_) => {
+                tracing::error!(index = next, "committed entry missing from the log");
+                return false;
+            }
+            Err(error) => {
+                tracing::error!(%error, index = next, "reading committed entries failed");
+                return false;
+            }
+        };
+        self.apply_batch(&batch, futures);
+        self.point.index < self.commit
     }
 
     fn apply_batch(&mut self, batch: &[Log], futures: &mut Futures<F::Response>) {
@@ -256,5 +308,17 @@ impl<F: Fsm> Runner<F> {
                 let _ = reply.send(Ok(Applied { index: log.index, response }));
             }
         }
+    }
+}
+
+/// Runs `work`, which may block: as is on the FSM thread; on a task, through
+/// `block_in_place` when the runtime has worker threads to spare, and as is
+/// on a current-thread runtime (which has no other thread to move to).
+fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }

@@ -14,9 +14,11 @@ use tokio::time::Instant;
 use transport_inmem::{InmemNetwork, InmemTransport};
 
 /// Sums the numbers it is given; answers each command with the new sum.
+/// With `as_task`, it says it never blocks, so the core runs it as a task.
 #[derive(Default)]
 pub struct SumFsm {
     pub sum: Arc<AtomicU64>,
+    pub as_task: bool,
 }
 
 impl Fsm for SumFsm {
@@ -36,6 +38,10 @@ impl Fsm for SumFsm {
         snapshot.read_exact(&mut bytes)?;
         self.sum.store(u64::from_le_bytes(bytes), Ordering::SeqCst);
         Ok(())
+    }
+
+    fn never_blocks(&self) -> bool {
+        self.as_task
     }
 }
 
@@ -243,7 +249,7 @@ impl TestCluster {
 
     pub async fn start(&mut self, i: usize) {
         let parts = self.parts[i].clone();
-        let fsm = SumFsm { sum: parts.sum.clone() };
+        let fsm = SumFsm { sum: parts.sum.clone(), as_task: false };
         let transport = self.network.transport(addr(i));
         let raft = Raft::new(
             (self.config)(id(i).as_str()),
