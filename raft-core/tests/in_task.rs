@@ -82,7 +82,11 @@ fn never_blocking_parts_run_on_the_nodes_tasks_and_blocking_ones_get_threads() {
         )
         .await
         .expect("start");
-        assert_eq!((threads_named("raft-storage"), threads_named("raft-fsm")), (1, 1));
+        // A new thread names itself once it runs, so wait for the names.
+        wait_for("a storage and an FSM thread", SECOND * 5, || {
+            ((threads_named("raft-storage"), threads_named("raft-fsm")) == (1, 1)).then_some(())
+        })
+        .await;
         raft.shutdown().await.expect("shutdown");
         assert_eq!((threads_named("raft-storage"), threads_named("raft-fsm")), (0, 0), "joined at shutdown");
     });

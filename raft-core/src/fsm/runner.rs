@@ -11,7 +11,7 @@ use crate::error::RaftError;
 use crate::log_cache::LogCache;
 use crate::state::Shared;
 use crate::{Configuration, Fsm, FsmSnapshot, Log, LogKind, SnapshotMeta, SnapshotReader};
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -170,11 +170,12 @@ struct Runner<F: Fsm> {
     rx: mpsc::Receiver<FsmOp<F::Response>>,
 }
 
-type Futures<R> = BTreeMap<u64, ApplyReply<R>>;
+/// Futures waiting on entries, in index order (the leader commits in order).
+type Futures<R> = VecDeque<(u64, ApplyReply<R>)>;
 
 impl<F: Fsm> Runner<F> {
     fn run(mut self) {
-        let mut futures: Futures<F::Response> = BTreeMap::new();
+        let mut futures: Futures<F::Response> = VecDeque::new();
         while let Some(op) = self.rx.blocking_recv() {
             self.take(op, &mut futures);
             while let Ok(op) = self.rx.try_recv() {
@@ -187,7 +188,7 @@ impl<F: Fsm> Runner<F> {
     /// The same loop as [`run`](Self::run), as a task; it lets other tasks
     /// run between batches.
     async fn run_task(mut self) {
-        let mut futures: Futures<F::Response> = BTreeMap::new();
+        let mut futures: Futures<F::Response> = VecDeque::new();
         while let Some(op) = self.rx.recv().await {
             self.take(op, &mut futures);
             while let Ok(op) = self.rx.try_recv() {
@@ -211,7 +212,16 @@ impl<F: Fsm> Runner<F> {
                 let _ = reply.send(self.capture());
             }
             FsmOp::Restore { meta, reader, reply } => {
-                let _ = reply.send(self.restore(meta, reader));
+                let result = self.restore(meta, reader);
+                if result.is_ok() {
+                    // Entries the snapshot covers will not be applied one by
+                    // one; their callers learn the outcome is unknown.
+                    let superseded = futures.partition_point(|(index, _)| *index <= self.point.index);
+                    for (_, reply) in futures.drain(..superseded) {
+                        let _ = reply.send(Err(RaftError::LeadershipLost));
+                    }
+                }
+                let _ = reply.send(result);
             }
         }
     }
@@ -275,11 +285,20 @@ impl<F: Fsm> Runner<F> {
     }
 
     fn apply_batch(&mut self, batch: &[Log], futures: &mut Futures<F::Response>) {
-        let commands: Vec<Log> = batch.iter().filter(|log| log.kind == LogKind::Command).cloned().collect();
+        // The FSM sees commands only; copy them out only when the batch
+        // holds other entries too.
+        let is_command = |log: &&Log| log.kind == LogKind::Command;
+        let filtered: Vec<Log>;
+        let commands: &[Log] = if batch.iter().all(|log| is_command(&log)) {
+            batch
+        } else {
+            filtered = batch.iter().filter(is_command).cloned().collect();
+            &filtered
+        };
         let responses = if commands.is_empty() {
             Vec::new()
         } else if self.batch_apply {
-            self.fsm.apply_batch(&commands)
+            self.fsm.apply_batch(commands)
         } else {
             commands.iter().map(|log| self.fsm.apply(log)).collect()
         };
@@ -304,7 +323,17 @@ impl<F: Fsm> Runner<F> {
         let mut responses = responses.into_iter();
         for log in batch {
             let response = if log.kind == LogKind::Command { responses.next() } else { None };
-            if let Some(reply) = futures.remove(&log.index) {
+            // A future below the entry being applied waited on an entry a
+            // restored snapshot replaced; none should be left, but none may
+            // hold up the ones behind it either.
+            while futures.front().is_some_and(|(index, _)| *index < log.index) {
+                if let Some((_, reply)) = futures.pop_front() {
+                    let _ = reply.send(Err(RaftError::LeadershipLost));
+                }
+            }
+            if futures.front().is_some_and(|(index, _)| *index == log.index)
+                && let Some((_, reply)) = futures.pop_front()
+            {
                 let _ = reply.send(Ok(Applied { index: log.index, response }));
             }
         }

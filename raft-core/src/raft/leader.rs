@@ -11,7 +11,7 @@ use crate::state::RaftState;
 use crate::storage::StorageOp;
 use crate::{Fsm, Log, LogKind, Server, ServerId};
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
@@ -29,8 +29,8 @@ type Pending<R> = (LogKind, Bytes, Bytes, Option<ApplyReply<R>>);
 /// What only a leader keeps.
 pub(crate) struct LeaderState<R> {
     pub(super) commitment: Commitment,
-    /// Futures of entries appended but not yet committed, by index.
-    pending: BTreeMap<u64, ApplyReply<R>>,
+    /// Futures of entries appended but not yet committed, in index order.
+    pending: VecDeque<(u64, ApplyReply<R>)>,
     pub(super) peers: HashMap<ServerId, PeerTasks>,
     last_index_tx: watch::Sender<u64>,
     commit_tx: watch::Sender<u64>,
@@ -81,7 +81,7 @@ impl<F: Fsm> Node<F> {
         let commitment = Commitment::new(voters, self.commit_index, start_index);
         let state = LeaderState {
             commitment,
-            pending: BTreeMap::new(),
+            pending: VecDeque::new(),
             peers: HashMap::new(),
             last_index_tx: watch::channel(self.last_index).0,
             commit_tx: watch::channel(self.commit_index).0,
@@ -157,7 +157,7 @@ impl<F: Fsm> Node<F> {
         for (kind, data, extensions, reply) in entries {
             let index = self.last_index + 1 + logs.len() as u64;
             if let Some(reply) = reply {
-                state.pending.insert(index, reply);
+                state.pending.push_back((index, reply));
             }
             logs.push(Log { index, term: self.current_term, kind, data, extensions });
         }
@@ -228,7 +228,7 @@ impl<F: Fsm> Node<F> {
     /// the cluster commits past it.
     async fn leader_restore(&mut self, size: u64, reader: crate::SnapshotReader) -> Result<u64, RaftError> {
         let pending: Vec<_> = match self.leader_state.as_mut() {
-            Some(state) => std::mem::take(&mut state.pending).into_values().collect(),
+            Some(state) => std::mem::take(&mut state.pending).into_iter().map(|(_, reply)| reply).collect(),
             None => return Err(RaftError::NotLeader { leader: self.leader.clone() }),
         };
         for reply in pending {
@@ -320,10 +320,10 @@ impl<F: Fsm> Node<F> {
 
     pub(super) async fn advance_commit(&mut self, commit: u64) {
         let Some(state) = self.leader_state.as_mut() else { return };
-        let rest = state.pending.split_off(&(commit + 1));
-        let ready = std::mem::replace(&mut state.pending, rest);
+        let ready = state.pending.partition_point(|(index, _)| *index <= commit);
+        let ready: Vec<_> = state.pending.drain(..ready).collect();
         state.commit_tx.send_replace(commit);
-        self.commit_to(commit, ready.into_iter().collect()).await;
+        self.commit_to(commit, ready).await;
     }
 
     /// Steps down when a quorum of voters has not answered within the lease.
