@@ -192,12 +192,13 @@ fn new_histogram() -> Histogram<u64> {
 /// Each apply builds its command afresh, as a client serializing a request
 /// would (and as the openraft side of the comparison does): commands sharing
 /// one buffer would make every node's every copy of every entry count
-/// references on a single contended cache line.
-pub async fn run(leader: &Raft<NoopFsm>, clients: usize, seconds: u64) -> Outcome {
+/// references on a single contended cache line. The apply timeout is
+/// `timeout`; zero means none (openraft's `client_write` takes none).
+pub async fn run(leader: &Raft<NoopFsm>, clients: usize, seconds: u64, timeout: Duration) -> Outcome {
     let leader = leader.clone();
     closed_loop(clients, seconds, move || {
         let leader = leader.clone();
-        async move { leader.apply(Bytes::from(vec![7u8; 128]), Duration::from_secs(10)).await.is_ok() }
+        async move { leader.apply(Bytes::from(vec![7u8; 128]), timeout).await.is_ok() }
     })
     .await
 }

@@ -39,6 +39,12 @@ pub struct ApplyResponse<R> {
 
 /// A handle to a running Raft node. Cheap to clone; every clone drives the
 /// same node.
+///
+/// # Timeouts
+///
+/// Calls that take a `timeout` give up with [`RaftError::Timeout`] once it
+/// has passed, whatever stage the request has reached. A zero timeout means
+/// no deadline at all, as in hashicorp/raft; it also spares the call a timer.
 pub struct Raft<F: Fsm> {
     inner: Arc<Inner<F::Response>>,
 }
@@ -241,7 +247,7 @@ impl<F: Fsm> Raft<F> {
             self.inner.requests.send(make(reply)).await.map_err(|_| RaftError::Shutdown)?;
             answer.await.map_err(|_| RaftError::Shutdown)?
         };
-        match timeout {
+        match timeout.filter(|timeout| !timeout.is_zero()) {
             Some(timeout) => tokio::time::timeout(timeout, wait).await.map_err(|_| RaftError::Timeout)?,
             None => wait.await,
         }
@@ -279,7 +285,7 @@ impl<F: Fsm> Raft<F> {
     /// Errors: [`RaftError::NotLeader`] (with the leader, if known),
     /// [`RaftError::Timeout`], [`RaftError::LeadershipLost`] and
     /// [`RaftError::Shutdown`]. After `Timeout` or `LeadershipLost` the
-    /// command may still commit.
+    /// command may still commit. A zero `timeout` waits without a deadline.
     ///
     /// # Example
     ///
@@ -402,7 +408,12 @@ impl<F: Fsm> Raft<F> {
         let deadline = tokio::time::Instant::now() + timeout;
         let index = self.request(|reply| Request::VerifyLeader { reply }, Some(timeout)).await?;
         let mut applied = self.inner.applied.clone();
-        let reached = tokio::time::timeout_at(deadline, applied.wait_for(|applied| *applied >= index)).await;
+        let applied = applied.wait_for(|applied| *applied >= index);
+        let reached = if timeout.is_zero() {
+            Ok(applied.await.map(|_| ()))
+        } else {
+            tokio::time::timeout_at(deadline, applied).await.map(|reached| reached.map(|_| ()))
+        };
         match reached {
             Ok(Ok(_)) => Ok(index),
             Ok(Err(_)) => Err(RaftError::Shutdown),

@@ -616,3 +616,19 @@ async fn followers_acknowledge_only_what_is_durable() {
     .await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_timeout_means_no_deadline() {
+    let cluster = TestCluster::new(3).await;
+    let leader = cluster.leader().await;
+    let raft = cluster.raft(leader);
+    let zero = Duration::ZERO;
+    let applied = raft.apply(num(4), zero).await.expect("apply without a deadline");
+    assert_eq!(applied.response, 4);
+    assert!(raft.barrier(zero).await.expect("barrier") > applied.index);
+    assert!(raft.read_index(zero).await.expect("read index") >= applied.index);
+    let follower = (0..3).find(|i| *i != leader).expect("a follower");
+    let index = raft.demote_voter(id(follower), 0, zero).await.expect("demote without a deadline");
+    assert!(index > applied.index);
+    cluster.shutdown().await;
+}

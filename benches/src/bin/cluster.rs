@@ -51,10 +51,13 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// Each apply's timeout, as an application would set one.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn bench(setup: &str, clients: usize, seconds: u64) -> Result<(), Box<dyn std::error::Error>> {
     let Running { nodes, counters, dir: _dir } = start_cluster(setup).await?;
     let leader = nodes.iter().find(|r| r.is_leader()).ok_or("no leader")?.clone();
-    let outcome = run(&leader, clients, seconds).await;
+    let outcome = run(&leader, clients, seconds, APPLY_TIMEOUT).await;
     let last = leader.last_index();
     let deadline = Instant::now() + Duration::from_secs(30);
     while nodes.iter().any(|r| r.applied_index() < last) {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p benches --features openraft --bin compare -- [--clients 1,16,256] [--seconds 5] \
-//!     | tee target/compare-bench.txt
+//!     [--apply-timeout-ms 0] | tee target/compare-bench.txt
 //! ```
 //!
 //! Both sides are shaped the same way: three nodes in one process, an
@@ -11,7 +11,10 @@
 //! that hands each request straight to the target node (no encoding). The
 //! raft-kit side is the cluster benchmark's `inmem-mem` setup; the openraft
 //! side is written here against openraft's public API (storage v2, pinned
-//! exactly in the workspace `Cargo.toml`). For each client count the binary
+//! exactly in the workspace `Cargo.toml`). Neither side's clients set a
+//! timeout (openraft's `client_write` takes none; raft-kit's `apply` is given
+//! a zero timeout, which means none, unless `--apply-timeout-ms` says
+//! otherwise). For each client count the binary
 //! prints both results and their ratio, and `RESULT` and `RATIO` lines that
 //! `cargo run -p benches --bin report` reads from `target/compare-bench.txt`.
 
@@ -357,11 +360,16 @@ async fn bench_openraft(clients: usize, seconds: u64) -> Result<Outcome, Box<dyn
 }
 
 /// Runs the raft-kit `inmem-mem` cluster for one client count and checks
-/// that every node applied the same last index.
-async fn bench_raft_kit(clients: usize, seconds: u64) -> Result<Outcome, Box<dyn std::error::Error>> {
+/// that every node applied the same last index. `timeout` is each apply's
+/// (zero, the default, for none: openraft's `client_write` has none).
+async fn bench_raft_kit(
+    clients: usize,
+    seconds: u64,
+    timeout: Duration,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
     let running = start_cluster("inmem-mem").await?;
     let leader = running.nodes.iter().find(|r| r.is_leader()).ok_or("no leader")?.clone();
-    let outcome = run(&leader, clients, seconds).await;
+    let outcome = run(&leader, clients, seconds, timeout).await;
     let last = leader.last_index();
     let deadline = Instant::now() + Duration::from_secs(30);
     while running.nodes.iter().any(|r| r.applied_index() < last) {
@@ -389,8 +397,11 @@ fn report(side: &str, clients: usize, outcome: &Outcome) {
     );
 }
 
-fn parse_args() -> Result<(Vec<usize>, u64), String> {
-    let (mut clients, mut seconds) = (vec![1, 16, 256], 5);
+/// The command line: client counts, seconds per run, raft-kit's apply timeout.
+type Args = (Vec<usize>, u64, Duration);
+
+fn parse_args() -> Result<Args, String> {
+    let (mut clients, mut seconds, mut timeout) = (vec![1, 16, 256], 5, Duration::ZERO);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -402,19 +413,22 @@ fn parse_args() -> Result<(Vec<usize>, u64), String> {
                     .collect::<Result<_, _>>()?;
             }
             "--seconds" => seconds = value.parse().map_err(|_| format!("bad seconds {value}"))?,
+            "--apply-timeout-ms" => {
+                timeout = Duration::from_millis(value.parse().map_err(|_| format!("bad timeout {value}"))?);
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }
-    Ok((clients, seconds))
+    Ok((clients, seconds, timeout))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (clients, seconds) = parse_args()?;
+    let (clients, seconds, timeout) = parse_args()?;
     for clients in clients {
         let openraft = bench_openraft(clients, seconds).await?;
         report("openraft-inmem", clients, &openraft);
-        let ours = bench_raft_kit(clients, seconds).await?;
+        let ours = bench_raft_kit(clients, seconds, timeout).await?;
         report("raft-kit-inmem", clients, &ours);
         let p50 = |o: &Outcome| o.histogram.value_at_quantile(0.50) as f64;
         let (rate, latency) = (ours.rate() / openraft.rate(), p50(&ours) / p50(&openraft));

@@ -16,7 +16,8 @@ impl<F: Fsm> Raft<F> {
         // The leader gives up at `timeout` and answers `Timeout` itself, so
         // that a caller who sees `Timeout` knows the change was abandoned;
         // the grace here only covers a node too stuck to answer at all.
-        let grace = timeout + Duration::from_secs(1);
+        // A zero timeout (no deadline) stays zero.
+        let grace = if timeout.is_zero() { timeout } else { timeout + Duration::from_secs(1) };
         self.request(|reply| Request::ChangeConfiguration { change, prev_index, timeout, reply }, Some(grace))
             .await
     }
@@ -33,7 +34,8 @@ impl<F: Fsm> Raft<F> {
     /// while another is under way or uncommitted the call fails with
     /// [`RaftError::ConfigurationChangeInProgress`]. If the change cannot
     /// complete within `timeout` the leader abandons it and the call fails
-    /// with [`RaftError::Timeout`] (a new server may stay as a non-voter).
+    /// with [`RaftError::Timeout`] (a new server may stay as a non-voter);
+    /// with a zero `timeout` it never gives up.
     ///
     /// # Example
     ///

@@ -25,7 +25,8 @@ const REMOVED_GRACE: Duration = Duration::from_millis(500);
 pub(crate) struct PendingChange {
     change: ConfigurationChange,
     reply: oneshot::Sender<Result<u64, RaftError>>,
-    deadline: Instant,
+    /// When to give up; `None` never.
+    deadline: Option<Instant>,
     stage: Stage,
 }
 
@@ -68,7 +69,7 @@ impl<F: Fsm> Node<F> {
             let _ = reply.send(Err(error));
             return;
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = (!timeout.is_zero()).then(|| Instant::now() + timeout);
         let stage = match &change {
             ConfigurationChange::AddVoter { id, address } if !self.configurations.latest.is_voter(id) => {
                 if self.configurations.latest.server(id).is_none() {
@@ -139,7 +140,7 @@ impl<F: Fsm> Node<F> {
         let commit_index = self.commit_index;
         let Some(state) = self.leader_state.as_mut() else { return };
         let Some(pending) = state.change.as_mut() else { return };
-        if Instant::now() > pending.deadline {
+        if pending.deadline.is_some_and(|deadline| Instant::now() > deadline) {
             if let Some(pending) = state.change.take() {
                 let _ = pending.reply.send(Err(RaftError::Timeout));
             }
