@@ -2,8 +2,8 @@
 //! on each library, run back to back with the same closed-loop clients.
 //!
 //! ```text
-//! cargo run --release -p benches --features openraft --bin compare -- [--clients 1,16,256] [--seconds 5] \
-//!     [--apply-timeout-ms 0] | tee target/compare-bench.txt
+//! cargo run --release -p benches --features openraft --bin compare -- [--clients 1,16,256] [--seconds 3] \
+//!     [--rounds 3] [--apply-timeout-ms 0] | tee target/compare-bench.txt
 //! ```
 //!
 //! Both sides are shaped the same way: three nodes in one process, an
@@ -14,9 +14,12 @@
 //! exactly in the workspace `Cargo.toml`). Neither side's clients set a
 //! timeout (openraft's `client_write` takes none; raft-kit's `apply` is given
 //! a zero timeout, which means none, unless `--apply-timeout-ms` says
-//! otherwise). For each client count the binary
-//! prints both results and their ratio, and `RESULT` and `RATIO` lines that
-//! `cargo run -p benches --bin report` reads from `target/compare-bench.txt`.
+//! otherwise). For each client count the binary runs `--rounds` pairs, the
+//! side that goes first alternating, because this machine's speed drifts
+//! from one minute to the next; it prints every round, then the round with
+//! the median throughput ratio as `RESULT` lines and the ratios (median,
+//! lowest, highest) as a `RATIO` line, which `cargo run -p benches --bin
+//! report` reads from `target/compare-bench.txt`.
 
 use benches::cluster::{Outcome, closed_loop, run, start_cluster};
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
@@ -391,51 +394,112 @@ fn report(side: &str, clients: usize, outcome: &Outcome) {
         "{side:<17} clients={clients:<4} applies/s={:>10.0}  p50={p50}us p99={p99}us p999={p999}us",
         outcome.rate()
     );
+}
+
+fn result_line(side: &str, clients: usize, outcome: &Outcome) {
+    let h = &outcome.histogram;
+    let (p50, p99, p999) = (h.value_at_quantile(0.50), h.value_at_quantile(0.99), h.value_at_quantile(0.999));
     println!(
         "RESULT setup={side} clients={clients} applies_per_sec={:.0} p50_us={p50} p99_us={p99} p999_us={p999}",
         outcome.rate()
     );
 }
 
-/// The command line: client counts, seconds per run, raft-kit's apply timeout.
-type Args = (Vec<usize>, u64, Duration);
+/// The command line.
+struct Args {
+    clients: Vec<usize>,
+    seconds: u64,
+    /// Pairs of runs per client count.
+    rounds: usize,
+    /// raft-kit's apply timeout (zero: none).
+    timeout: Duration,
+}
 
 fn parse_args() -> Result<Args, String> {
-    let (mut clients, mut seconds, mut timeout) = (vec![1, 16, 256], 5, Duration::ZERO);
+    let mut args = Args { clients: vec![1, 16, 256], seconds: 3, rounds: 3, timeout: Duration::ZERO };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--clients" => {
-                clients = value
+                args.clients = value
                     .split(',')
                     .map(|c| c.parse().map_err(|_| format!("bad client count {c}")))
                     .collect::<Result<_, _>>()?;
             }
-            "--seconds" => seconds = value.parse().map_err(|_| format!("bad seconds {value}"))?,
+            "--seconds" => args.seconds = value.parse().map_err(|_| format!("bad seconds {value}"))?,
+            "--rounds" => {
+                args.rounds = value.parse().ok().filter(|r| *r > 0).ok_or(format!("bad rounds {value}"))?;
+            }
             "--apply-timeout-ms" => {
-                timeout = Duration::from_millis(value.parse().map_err(|_| format!("bad timeout {value}"))?);
+                let millis = value.parse().map_err(|_| format!("bad timeout {value}"))?;
+                args.timeout = Duration::from_millis(millis);
             }
             other => return Err(format!("unknown flag {other}")),
         }
     }
-    Ok((clients, seconds, timeout))
+    Ok(args)
+}
+
+/// One round: both sides, one after the other.
+struct Round {
+    openraft: Outcome,
+    ours: Outcome,
+}
+
+impl Round {
+    fn rate_ratio(&self) -> f64 {
+        self.ours.rate() / self.openraft.rate()
+    }
+
+    fn p50_ratio(&self) -> f64 {
+        let p50 = |o: &Outcome| o.histogram.value_at_quantile(0.50) as f64;
+        p50(&self.ours) / p50(&self.openraft)
+    }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (clients, seconds, timeout) = parse_args()?;
-    for clients in clients {
-        let openraft = bench_openraft(clients, seconds).await?;
-        report("openraft-inmem", clients, &openraft);
-        let ours = bench_raft_kit(clients, seconds, timeout).await?;
-        report("raft-kit-inmem", clients, &ours);
-        let p50 = |o: &Outcome| o.histogram.value_at_quantile(0.50) as f64;
-        let (rate, latency) = (ours.rate() / openraft.rate(), p50(&ours) / p50(&openraft));
+    let args = parse_args()?;
+    for &clients in &args.clients {
+        let mut rounds = Vec::new();
+        for round in 0..args.rounds {
+            // Alternate which side goes first, so neither always runs on
+            // the warmer (or the noisier) half of a round.
+            let (openraft, ours) = if round % 2 == 0 {
+                let openraft = bench_openraft(clients, args.seconds).await?;
+                (openraft, bench_raft_kit(clients, args.seconds, args.timeout).await?)
+            } else {
+                let ours = bench_raft_kit(clients, args.seconds, args.timeout).await?;
+                (bench_openraft(clients, args.seconds).await?, ours)
+            };
+            report("openraft-inmem", clients, &openraft);
+            report("raft-kit-inmem", clients, &ours);
+            let round = Round { openraft, ours };
+            println!(
+                "round {}: raft-kit/openraft clients={clients}: applies/s {:.2}x, p50 latency {:.2}x",
+                rounds.len() + 1,
+                round.rate_ratio(),
+                round.p50_ratio()
+            );
+            rounds.push(round);
+        }
+        // Report the round with the median throughput ratio, and the range.
+        rounds.sort_by(|a, b| a.rate_ratio().total_cmp(&b.rate_ratio()));
+        let median = &rounds[rounds.len() / 2];
+        let (min, max) = (rounds[0].rate_ratio(), rounds[rounds.len() - 1].rate_ratio());
+        result_line("openraft-inmem", clients, &median.openraft);
+        result_line("raft-kit-inmem", clients, &median.ours);
+        let (rate, latency) = (median.rate_ratio(), median.p50_ratio());
         println!(
-            "ratio raft-kit/openraft clients={clients}: applies/s {rate:.2}x, p50 latency {latency:.2}x"
+            "median of {} rounds, raft-kit/openraft clients={clients}: applies/s {rate:.2}x \
+             (range {min:.2}x to {max:.2}x), p50 latency {latency:.2}x",
+            rounds.len()
         );
-        println!("RATIO clients={clients} applies_per_sec={rate:.2} p50={latency:.2}");
+        println!(
+            "RATIO clients={clients} applies_per_sec={rate:.2} p50={latency:.2} min={min:.2} max={max:.2} rounds={}",
+            rounds.len()
+        );
     }
     Ok(())
 }
