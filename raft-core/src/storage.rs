@@ -68,8 +68,9 @@ enum Mode {
 }
 
 impl Storage {
-    /// Starts the worker thread. `max_batch` bounds how many entries one
-    /// grouped `store_logs` call carries.
+    /// Starts the worker thread, or none for a store whose writes never
+    /// block. `max_batch` bounds how many entries one grouped `store_logs`
+    /// call carries.
     pub(crate) fn start(
         log: Arc<LogCache>,
         events: mpsc::Sender<Event>,
