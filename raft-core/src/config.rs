@@ -38,7 +38,10 @@ pub struct Config {
     /// How many AppendEntries may be in flight to one follower that is in sync.
     pub max_inflight: usize,
     /// A leader whose own log write has not returned within this long stops
-    /// acting as leader so that a healthy node can be elected.
+    /// acting as leader so that a healthy node can be elected. Not checked
+    /// for a store whose writes never block
+    /// ([`LogStore::writes_never_block`](crate::LogStore::writes_never_block)),
+    /// which the node writes on its own task.
     pub log_store_stall_timeout: Duration,
     /// How many recent entries are kept in memory in front of the log store.
     pub log_cache_size: usize,

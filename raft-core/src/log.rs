@@ -201,6 +201,9 @@ pub trait LogStore: Send + Sync + 'static {
     /// task instead, which saves two thread hand-offs per write: the
     /// in-memory store does. The default is `false`; a store that wraps
     /// another should forward the answer only if it adds no waiting itself.
+    /// A store that answers `true` and then blocks stalls the whole node
+    /// (heartbeats, votes), and `Config::log_store_stall_timeout` cannot
+    /// notice, since nothing runs beside the write to watch it.
     fn writes_never_block(&self) -> bool {
         false
     }
