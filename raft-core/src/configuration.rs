@@ -117,9 +117,6 @@ pub enum ConfigurationError {
     /// The configuration has no voter, so it could never elect a leader.
     #[error("the configuration has no voter")]
     NoVoter,
-    /// A change names a server that is not a member.
-    #[error("server {0} is not a member of the configuration")]
-    UnknownServer(ServerId),
 }
 
 /// One single-server change to a [`Configuration`], as the membership calls
@@ -141,12 +138,12 @@ pub enum ConfigurationChange {
         /// Its address.
         address: ServerAddress,
     },
-    /// Make a voter a non-voter.
+    /// Make a voter a non-voter (a server that is not a member stays out).
     DemoteVoter {
         /// The server.
         id: ServerId,
     },
-    /// Remove a server.
+    /// Remove a server (removing one that is not a member changes nothing).
     RemoveServer {
         /// The server.
         id: ServerId,
@@ -235,9 +232,9 @@ impl Configuration {
             (ConfigurationChange::RemoveServer { .. }, Some(at)) => {
                 next.servers.remove(at);
             }
-            (ConfigurationChange::DemoteVoter { id } | ConfigurationChange::RemoveServer { id }, None) => {
-                return Err(ConfigurationError::UnknownServer(id.clone()));
-            }
+            // As in hashicorp/raft: nothing to change, and not an error, so
+            // a retried removal succeeds.
+            (ConfigurationChange::DemoteVoter { .. } | ConfigurationChange::RemoveServer { .. }, None) => {}
         }
         next.validate()?;
         Ok(next)
@@ -287,8 +284,8 @@ mod tests {
             (DemoteVoter { id: "a".into() }, Err(ConfigurationError::NoVoter)),
             (RemoveServer { id: "b".into() }, Ok(vec![Server::voter("a", "1")])),
             (RemoveServer { id: "a".into() }, Err(ConfigurationError::NoVoter)),
-            (RemoveServer { id: "z".into() }, Err(ConfigurationError::UnknownServer("z".into()))),
-            (DemoteVoter { id: "z".into() }, Err(ConfigurationError::UnknownServer("z".into()))),
+            (RemoveServer { id: "z".into() }, Ok(vec![Server::voter("a", "1"), Server::nonvoter("b", "2")])),
+            (DemoteVoter { id: "z".into() }, Ok(vec![Server::voter("a", "1"), Server::nonvoter("b", "2")])),
             (add("c", "2"), Err(ConfigurationError::DuplicateAddress("2".into()))),
         ];
         for (change, expected) in table {

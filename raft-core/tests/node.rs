@@ -632,3 +632,18 @@ async fn a_zero_timeout_means_no_deadline() {
     assert!(index > applied.index);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_or_demoting_a_stranger_writes_an_unchanged_configuration() {
+    let cluster = TestCluster::new(3).await;
+    let raft = cluster.raft(cluster.leader().await);
+    let (before_index, before) = raft.get_configuration();
+    let removed = raft.remove_server(ServerId::new("stranger"), 0, SECOND * 5).await.expect("remove");
+    assert!(removed > before_index, "a new configuration entry is written");
+    let demoted = raft.demote_voter(ServerId::new("stranger"), 0, SECOND * 5).await.expect("demote");
+    assert!(demoted > removed);
+    let (after_index, after) = raft.get_configuration();
+    assert_eq!(after_index, demoted);
+    assert_eq!(after, before, "the members are unchanged");
+    cluster.shutdown().await;
+}

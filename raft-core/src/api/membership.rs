@@ -93,7 +93,10 @@ impl<F: Fsm> Raft<F> {
     }
 
     /// Makes a voter a non-voter; it keeps receiving the log. Arguments and
-    /// errors as for [`add_voter`](Self::add_voter).
+    /// errors as for [`add_voter`](Self::add_voter). Demoting a server that
+    /// is not a member is not an error: as with
+    /// [`remove_server`](Self::remove_server), an unchanged configuration is
+    /// written.
     ///
     /// # Example
     ///
@@ -123,6 +126,11 @@ impl<F: Fsm> Raft<F> {
     /// the change without counting itself, then steps down. A removed node
     /// shuts itself down when `shutdown_on_remove` is set. Arguments and
     /// errors as for [`add_voter`](Self::add_voter).
+    ///
+    /// Removing a server that is not a member is not an error, so a removal
+    /// retried after a [`RaftError::Timeout`] succeeds: as in hashicorp/raft,
+    /// the leader writes a configuration entry identical to the latest and
+    /// returns its index once it commits.
     ///
     /// # Example
     ///
