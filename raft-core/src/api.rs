@@ -256,7 +256,9 @@ impl<F: Fsm> Raft<F> {
     /// Seeds a brand-new cluster with `configuration`, as hashicorp/raft's
     /// `BootstrapCluster`: call it on one node (or identically on every
     /// initial node) before anything else. A node that already has state
-    /// refuses with [`RaftError::CantBootstrap`].
+    /// refuses with [`RaftError::CantBootstrap`], and a node that is not a
+    /// voter of `configuration` with [`RaftError::NotVoter`] (it could not
+    /// lead the cluster it seeds; as hashicorp/raft's live bootstrap).
     ///
     /// # Example
     ///
@@ -452,9 +454,12 @@ impl<F: Fsm> Raft<F> {
     /// backup), as hashicorp/raft's `Restore`, on the leader: the state read
     /// from `snapshot` (`meta.size` bytes) is stored as a new snapshot,
     /// restored into the FSM, and the log restarts after it; followers catch
-    /// up by installing it. Only `meta.size` and `meta.version` are used: the
-    /// new snapshot gets this cluster's next index, term and configuration.
-    /// Returns the index the snapshot stands at.
+    /// up by installing it. The new snapshot gets this cluster's term and
+    /// configuration, and, as in hashicorp/raft, the index after the larger
+    /// of this log's last index and `meta.index`, so indexes never go back
+    /// for the FSM nor for the log; a no-op entry follows it. The rest of
+    /// `meta` (besides `size` and `version`) is not used. Returns the index
+    /// the snapshot stands at.
     ///
     /// This is an operator's tool for disaster recovery. Commands in flight
     /// on the leader fail with [`RaftError::LeadershipLost`] and are lost.
@@ -495,8 +500,8 @@ impl<F: Fsm> Raft<F> {
                 version: meta.version,
             }));
         }
-        let size = meta.size;
-        self.request(|reply| Request::Restore { size, reader: snapshot, reply }, Some(timeout)).await
+        let (size, floor) = (meta.size, meta.index);
+        self.request(|reply| Request::Restore { size, floor, reader: snapshot, reply }, Some(timeout)).await
     }
 
     /// This node's role.

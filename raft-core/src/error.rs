@@ -52,7 +52,8 @@ pub enum RaftError {
         /// The latest configuration's index.
         latest_index: u64,
     },
-    /// The server named for a leadership transfer is not a voter.
+    /// The server named for a leadership transfer, or the node asked to
+    /// bootstrap, is not a voter of the configuration in question.
     #[error("server {0} is not a voter")]
     NotVoter(ServerId),
     /// A leadership transfer found no other voter to hand over to.

@@ -90,6 +90,8 @@ pub(crate) enum Request<R> {
     },
     Restore {
         size: u64,
+        /// The restored snapshot's own index: the new one stands past it.
+        floor: u64,
         reader: crate::SnapshotReader,
         reply: oneshot::Sender<Result<u64, RaftError>>,
     },
@@ -438,6 +440,9 @@ impl<F: Fsm> Node<F> {
 
     async fn bootstrap(&mut self, configuration: Configuration) -> Result<(), RaftError> {
         configuration.validate()?;
+        if !configuration.is_voter(&self.id) {
+            return Err(RaftError::NotVoter(self.id.clone()));
+        }
         if self.current_term > 0 || self.last_index > 0 || self.snapshot_index > 0 {
             return Err(RaftError::CantBootstrap);
         }

@@ -523,7 +523,10 @@ async fn a_user_restore_replaces_the_state_of_every_node() {
     };
     let index =
         raft.restore(&meta, Box::new(std::io::Cursor::new(backup)), SECOND * 5).await.expect("restore");
-    assert!(index > 1);
+    // As in hashicorp/raft: past the backup's own index (77, beyond our
+    // log), then a no-op.
+    assert_eq!(index, 78);
+    assert_eq!(raft.last_index(), index + 1);
     assert_eq!(cluster.parts[leader].sum.load(Ordering::SeqCst), 1000, "the leader's FSM holds the backup");
     let after = raft.apply(num(5), SECOND * 2).await.expect("apply after restore");
     assert_eq!(after.response, 1005);
@@ -533,6 +536,14 @@ async fn a_user_restore_replaces_the_state_of_every_node() {
         })
         .await;
     }
+    // A backup from an earlier index lands past our log instead.
+    let old = SnapshotMeta { index: 3, ..meta.clone() };
+    let last = raft.last_index();
+    let again = raft
+        .restore(&old, Box::new(std::io::Cursor::new(1005u64.to_le_bytes().to_vec())), SECOND * 5)
+        .await
+        .expect("restore an older backup");
+    assert_eq!(again, last + 1);
     let short = SnapshotMeta { size: 100, ..meta };
     let err =
         raft.restore(&short, Box::new(std::io::Cursor::new(vec![0u8; 8])), SECOND).await.expect_err("short");
@@ -646,4 +657,29 @@ async fn removing_or_demoting_a_stranger_writes_an_unchanged_configuration() {
     assert_eq!(after_index, demoted);
     assert_eq!(after, before, "the members are unchanged");
     cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_voter_of_the_configuration_may_bootstrap_it() {
+    let network = transport_inmem::InmemNetwork::new(3);
+    let raft = Raft::new(
+        config(id(0).as_str()),
+        SumFsm::default(),
+        store_mem::MemLogStore::new(),
+        store_mem::MemStableStore::new(),
+        store_mem::InmemSnapshotStore::new(),
+        network.transport(addr(0)),
+    )
+    .await
+    .expect("start");
+    let as_nonvoter =
+        Configuration::new(vec![Server::nonvoter(id(0), addr(0)), Server::voter(id(1), addr(1))]);
+    let without_us = Configuration::new(vec![Server::voter(id(1), addr(1))]);
+    for configuration in [as_nonvoter, without_us] {
+        let err = raft.bootstrap_cluster(configuration).await.expect_err("not a voter");
+        assert!(matches!(&err, RaftError::NotVoter(who) if *who == id(0)), "{err:?}");
+    }
+    raft.bootstrap_cluster(configuration(1)).await.expect("a voter bootstraps, the refusals left no state");
+    wait_for("leadership", SECOND * 5, || raft.is_leader().then_some(())).await;
+    raft.shutdown().await.expect("shutdown");
 }

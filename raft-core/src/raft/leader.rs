@@ -216,17 +216,22 @@ impl<F: Fsm> Node<F> {
                 self.start_change(change, prev_index, timeout, reply).await;
             }
             Request::TransferLeadership { target, reply } => self.start_transfer(target, reply),
-            Request::Restore { size, reader, reply } => {
-                let result = self.leader_restore(size, reader).await;
+            Request::Restore { size, floor, reader, reply } => {
+                let result = self.leader_restore(size, floor, reader).await;
                 let _ = reply.send(result);
             }
             apply @ Request::Apply { .. } => fail_request(apply, || RaftError::Shutdown),
         }
     }
 
-    /// Restores a user's snapshot on this leader, then appends a no-op so
-    /// the cluster commits past it.
-    async fn leader_restore(&mut self, size: u64, reader: crate::SnapshotReader) -> Result<u64, RaftError> {
+    /// Restores a user's snapshot on this leader, at an index past both our
+    /// log and `floor`, then appends a no-op so the cluster commits past it.
+    async fn leader_restore(
+        &mut self,
+        size: u64,
+        floor: u64,
+        reader: crate::SnapshotReader,
+    ) -> Result<u64, RaftError> {
         let pending: Vec<_> = match self.leader_state.as_mut() {
             Some(state) => std::mem::take(&mut state.pending).into_iter().map(|(_, reply)| reply).collect(),
             None => return Err(RaftError::NotLeader { leader: self.leader.clone() }),
@@ -234,7 +239,7 @@ impl<F: Fsm> Node<F> {
         for reply in pending {
             let _ = reply.send(Err(RaftError::LeadershipLost));
         }
-        let index = self.user_restore(size, reader).await?;
+        let index = self.user_restore(size, floor, reader).await?;
         if let Some(state) = self.leader_state.as_mut() {
             state.commitment.force_commit(index);
             state.commit_tx.send_replace(index);

@@ -180,8 +180,13 @@ impl<F: Fsm> Node<F> {
     /// Replaces the cluster's state with a snapshot the user provides (the
     /// leader only): stored, restored into the FSM, and the log restarted
     /// after it, so followers catch up by installing it.
-    pub(super) async fn user_restore(&mut self, size: u64, reader: SnapshotReader) -> Result<u64, RaftError> {
-        let index = self.last_index + 1;
+    pub(super) async fn user_restore(
+        &mut self,
+        size: u64,
+        floor: u64,
+        reader: SnapshotReader,
+    ) -> Result<u64, RaftError> {
+        let index = self.last_index.max(floor) + 1;
         let snapshot = NewSnapshot {
             version: SNAPSHOT_VERSION,
             index,
