@@ -59,6 +59,9 @@ pub enum RaftError {
     /// A leadership transfer found no other voter to hand over to.
     #[error("there is no other voter to transfer leadership to")]
     NoTransferTarget,
+    /// A leadership transfer named the leader itself.
+    #[error("cannot transfer leadership to itself")]
+    TransferToSelf,
     /// A leadership transfer is in progress, so the leader accepts no commands.
     #[error("a leadership transfer is in progress")]
     LeadershipTransferInProgress,

@@ -308,8 +308,8 @@ pub async fn leadership_transfer_moves_leadership(network: impl Network, stores:
 }
 
 /// A transfer to a disconnected voter times out and the leader resumes;
-/// transfers to non-voters, from followers, or during another transfer fail
-/// with typed errors.
+/// transfers to non-voters or to the leader itself, from followers, or during
+/// another transfer fail with typed errors.
 pub async fn leadership_transfer_refusals_and_timeout(network: impl Network, stores: impl StoreFactory) {
     let mut cluster = Cluster::with_members(network, stores, 4, 3, test_config).await;
     cluster.one(cmd(1), 3, true).await;
@@ -320,6 +320,12 @@ pub async fn leadership_transfer_refusals_and_timeout(network: impl Network, sto
     let err =
         raft.leadership_transfer_to_server(cluster.id(3), cluster.address(3)).await.expect_err("not a voter");
     assert!(matches!(err, RaftError::NotVoter(_)), "{err:?}");
+    let err = raft
+        .leadership_transfer_to_server(cluster.id(leader), cluster.address(leader))
+        .await
+        .expect_err("not to itself");
+    assert!(matches!(err, RaftError::TransferToSelf), "{err:?}");
+    assert!(raft.is_leader(), "a refused transfer changes nothing");
     cluster.disconnect(follower);
     cluster.one(cmd(2), 2, true).await;
     let transfer = tokio::spawn({

@@ -185,7 +185,8 @@ impl<F: Fsm> Raft<F> {
     }
 
     /// As [`leadership_transfer`](Self::leadership_transfer), to the voter
-    /// `id` reached at `address`; [`RaftError::NotVoter`] if it is not a voter.
+    /// `id` reached at `address`; [`RaftError::NotVoter`] if it is not a
+    /// voter, [`RaftError::TransferToSelf`] if it is this leader.
     ///
     /// # Example
     ///

@@ -205,6 +205,7 @@ impl<F: Fsm> Node<F> {
         }
         let voters: Vec<&Server> = self.configurations.latest.voters().filter(|s| s.id != self.id).collect();
         let chosen = match &target {
+            Some((id, _)) if *id == self.id => Err(RaftError::TransferToSelf),
             Some((id, _)) => voters
                 .iter()
                 .find(|s| &s.id == id)
