@@ -423,6 +423,37 @@ impl<F: Fsm> Raft<F> {
         }
     }
 
+    /// Runs `read` at a linearizable read point, once
+    /// [`read_index`](Self::read_index) has returned: whatever `read` looks
+    /// at in the FSM's state (shared with the FSM through an `Arc`, say)
+    /// reflects every write committed before this call. Returns what `read`
+    /// returns. Errors as for `read_index` (`NotLeader` on a follower), and
+    /// then `read` does not run.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// let written = raft.apply("set x = 1", Duration::from_secs(1)).await?;
+    /// // Here the read is of the applied index; an application reads its state.
+    /// let applied = raft.consistent_read(Duration::from_secs(1), || raft.applied_index()).await?;
+    /// assert!(applied >= written.index);
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
+    pub async fn consistent_read<T>(
+        &self,
+        timeout: Duration,
+        read: impl FnOnce() -> T,
+    ) -> Result<T, RaftError> {
+        self.read_index(timeout).await?;
+        Ok(read())
+    }
+
     /// Takes a snapshot now (the node also takes them on its own once
     /// `snapshot_threshold` entries were applied since the last one), then
     /// compacts the log keeping `trailing_logs` entries. Returns the new

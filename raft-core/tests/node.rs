@@ -683,3 +683,26 @@ async fn only_a_voter_of_the_configuration_may_bootstrap_it() {
     wait_for("leadership", SECOND * 5, || raft.is_leader().then_some(())).await;
     raft.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_read_sees_every_acknowledged_write_and_runs_only_on_the_leader() {
+    let cluster = TestCluster::new(3).await;
+    let leader = cluster.leader().await;
+    let raft = cluster.raft(leader);
+    let sum = cluster.parts[leader].sum.clone();
+    for n in 1..=20 {
+        raft.apply(num(n), SECOND).await.expect("apply");
+        let seen = raft.consistent_read(SECOND, || sum.load(Ordering::SeqCst)).await.expect("read");
+        assert_eq!(seen, n * (n + 1) / 2, "the read reflects every write acknowledged before it");
+    }
+    let follower = (0..3).find(|i| *i != leader).expect("a follower");
+    let ran = AtomicUsize::new(0);
+    let err = cluster
+        .raft(follower)
+        .consistent_read(SECOND, || ran.fetch_add(1, Ordering::SeqCst))
+        .await
+        .expect_err("a follower has no read point");
+    assert!(matches!(err, RaftError::NotLeader { .. }), "{err:?}");
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "the read did not run");
+    cluster.shutdown().await;
+}
