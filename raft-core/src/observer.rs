@@ -1,6 +1,6 @@
 //! [`Observation`]s: what a node tells its subscribers about itself.
 
-use crate::{RaftState, ServerAddress, ServerId};
+use crate::{RaftState, Server, ServerAddress, ServerId};
 use std::time::Duration;
 
 /// Something that happened on a node, delivered to every
@@ -32,6 +32,15 @@ pub enum Observation {
     PeerHeartbeatResumed {
         /// The follower.
         peer: ServerId,
+    },
+    /// This leader started replicating to a peer (when it took over, or when
+    /// the peer joined the configuration), or stopped (a removed peer, once
+    /// the short grace in which it still gets entries is over).
+    PeerChanged {
+        /// The peer.
+        peer: Server,
+        /// Whether replication to it stopped.
+        removed: bool,
     },
     /// The node received a vote request.
     RequestVote {

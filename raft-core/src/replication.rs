@@ -67,6 +67,8 @@ pub(crate) struct Replication {
 
 /// The two tasks of one follower; aborted when leadership ends.
 pub(crate) struct PeerTasks {
+    /// The follower.
+    pub(crate) peer: crate::Server,
     pub(crate) contact: Arc<PeerContact>,
     replicate: JoinHandle<()>,
     heartbeat: JoinHandle<()>,
@@ -86,10 +88,10 @@ impl PeerTasks {
 
 /// Starts replicating to `replication.peer`, beginning at `next_index`.
 pub(crate) fn start(replication: Replication, next_index: u64) -> PeerTasks {
-    let contact = replication.contact.clone();
+    let (peer, contact) = (replication.peer.clone(), replication.contact.clone());
     let heartbeat = tokio::spawn(heartbeat(replication.clone()));
     let replicate = tokio::spawn(replicate(replication, next_index));
-    PeerTasks { contact, replicate, heartbeat }
+    PeerTasks { peer, contact, replicate, heartbeat }
 }
 
 fn backoff(failures: u32, base: Duration) -> Duration {

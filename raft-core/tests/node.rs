@@ -706,3 +706,28 @@ async fn consistent_read_sees_every_acknowledged_write_and_runs_only_on_the_lead
     assert_eq!(ran.load(Ordering::SeqCst), 0, "the read did not run");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observers_see_peers_removed_and_added() {
+    let cluster = TestCluster::new(3).await;
+    let leader = cluster.leader().await;
+    let raft = cluster.raft(leader);
+    let events = raft.subscribe();
+    let follower = (leader + 1) % 3;
+    raft.remove_server(id(follower), 0, SECOND * 5).await.expect("remove");
+    let peer_change = |mut events: tokio::sync::broadcast::Receiver<Observation>| async move {
+        loop {
+            if let Ok(Observation::PeerChanged { peer, removed }) = events.recv().await {
+                return (peer.id, removed);
+            }
+        }
+    };
+    // Replication to a removed peer stops after a short grace.
+    let first = tokio::time::timeout(SECOND * 5, peer_change(events)).await;
+    assert_eq!(first.ok(), Some((id(follower), true)), "no PeerChanged for the removed follower");
+    let events = raft.subscribe();
+    raft.add_nonvoter(id(follower), addr(follower), 0, SECOND * 5).await.expect("add back");
+    let second = tokio::time::timeout(SECOND * 5, peer_change(events)).await;
+    assert_eq!(second.ok(), Some((id(follower), false)), "no PeerChanged for the added follower");
+    cluster.shutdown().await;
+}

@@ -126,7 +126,8 @@ impl<F: Fsm> Node<F> {
             heartbeat_timeout: self.config.heartbeat_timeout,
         };
         let tasks = replication::start(replication, self.last_index + 1);
-        state.peers.insert(peer.id, tasks);
+        state.peers.insert(peer.id.clone(), tasks);
+        let _ = self.observers.send(Observation::PeerChanged { peer, removed: false });
     }
 
     async fn end_leadership(&mut self) {

@@ -186,6 +186,8 @@ impl<F: Fsm> Node<F> {
         for (id, _) in due {
             if let Some(tasks) = state.peers.remove(&id) {
                 tasks.abort();
+                let _ =
+                    self.observers.send(Observation::PeerChanged { peer: tasks.peer.clone(), removed: true });
             }
         }
     }
