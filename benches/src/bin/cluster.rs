@@ -18,7 +18,7 @@
 //!
 //! `--setup all` runs the three.
 
-use benches::cluster::{Running, run, start_cluster};
+use benches::cluster::{Running, flag_values, parse_clients, run, start_cluster};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -30,17 +30,10 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args { setup: "inmem-mem".into(), clients: vec![1, 16, 256], seconds: 5 };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+    for (flag, value) in flag_values()? {
         match flag.as_str() {
             "--setup" => args.setup = value,
-            "--clients" => {
-                args.clients = value
-                    .split(',')
-                    .map(|c| c.parse().map_err(|_| format!("bad client count {c}")))
-                    .collect::<Result<_, _>>()?;
-            }
+            "--clients" => args.clients = parse_clients(&value)?,
             "--seconds" => args.seconds = value.parse().map_err(|_| format!("bad seconds {value}"))?,
             other => return Err(format!("unknown flag {other}")),
         }

@@ -21,7 +21,7 @@
 //! lowest, highest) as a `RATIO` line, which `cargo run -p benches --bin
 //! report` reads from `target/compare-bench.txt`.
 
-use benches::cluster::{Outcome, closed_loop, run, start_cluster};
+use benches::cluster::{Outcome, closed_loop, flag_values, parse_clients, run, start_cluster};
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -417,16 +417,9 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args { clients: vec![1, 16, 256], seconds: 3, rounds: 3, timeout: Duration::ZERO };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+    for (flag, value) in flag_values()? {
         match flag.as_str() {
-            "--clients" => {
-                args.clients = value
-                    .split(',')
-                    .map(|c| c.parse().map_err(|_| format!("bad client count {c}")))
-                    .collect::<Result<_, _>>()?;
-            }
+            "--clients" => args.clients = parse_clients(&value)?,
             "--seconds" => args.seconds = value.parse().map_err(|_| format!("bad seconds {value}"))?,
             "--rounds" => {
                 args.rounds = value.parse().ok().filter(|r| *r > 0).ok_or(format!("bad rounds {value}"))?;
