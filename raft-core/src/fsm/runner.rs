@@ -177,10 +177,7 @@ impl<F: Fsm> Runner<F> {
     fn run(mut self) {
         let mut futures: Futures<F::Response> = VecDeque::new();
         while let Some(op) = self.rx.blocking_recv() {
-            self.take(op, &mut futures);
-            while let Ok(op) = self.rx.try_recv() {
-                self.take(op, &mut futures);
-            }
+            self.take_queued(op, &mut futures);
             self.apply_committed(&mut futures);
         }
     }
@@ -190,13 +187,18 @@ impl<F: Fsm> Runner<F> {
     async fn run_task(mut self) {
         let mut futures: Futures<F::Response> = VecDeque::new();
         while let Some(op) = self.rx.recv().await {
-            self.take(op, &mut futures);
-            while let Ok(op) = self.rx.try_recv() {
-                self.take(op, &mut futures);
-            }
+            self.take_queued(op, &mut futures);
             while self.apply_next_batch(&mut futures) {
                 tokio::task::yield_now().await;
             }
+        }
+    }
+
+    /// Takes `op` and every operation queued behind it.
+    fn take_queued(&mut self, op: FsmOp<F::Response>, futures: &mut Futures<F::Response>) {
+        self.take(op, futures);
+        while let Ok(op) = self.rx.try_recv() {
+            self.take(op, futures);
         }
     }
 
