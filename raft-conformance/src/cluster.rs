@@ -58,6 +58,14 @@ pub trait StoreFactory: Send + Sync + 'static {
         let _ = node;
         stores
     }
+
+    /// Empty stores for node `node` in place of `stores`, as an operator
+    /// who wipes a node's data directory gets. The default drops `stores`
+    /// and creates fresh ones.
+    fn wipe(&self, node: usize, stores: NodeStores) -> NodeStores {
+        drop(stores);
+        self.create(node)
+    }
 }
 
 impl<F: Fn(usize) -> NodeStores + Send + Sync + 'static> StoreFactory for F {
@@ -85,8 +93,12 @@ impl<S: LogStore + StableStore> DirStores<S> {
         Self { dir: tempfile::tempdir().expect("a temporary directory"), open: Box::new(open) }
     }
 
+    fn node_dir(&self, node: usize) -> std::path::PathBuf {
+        self.dir.path().join(format!("node-{node}"))
+    }
+
     fn open_node(&self, node: usize) -> NodeStores {
-        let dir = self.dir.path().join(format!("node-{node}"));
+        let dir = self.node_dir(node);
         let store = Arc::new((self.open)(&dir.join("store")));
         let snapshots =
             raft_core::FileSnapshotStore::open(dir.join("snapshots"), 2).expect("a snapshot store");
@@ -101,6 +113,12 @@ impl<S: LogStore + StableStore> StoreFactory for DirStores<S> {
 
     fn reopen(&self, node: usize, stores: NodeStores) -> NodeStores {
         drop(stores);
+        self.open_node(node)
+    }
+
+    fn wipe(&self, node: usize, stores: NodeStores) -> NodeStores {
+        drop(stores);
+        std::fs::remove_dir_all(self.node_dir(node)).expect("the node's directory can be removed");
         self.open_node(node)
     }
 }
@@ -345,16 +363,21 @@ impl Cluster {
     }
 
     async fn start(&mut self, i: usize) {
+        if let Err(error) = self.try_start(i).await {
+            self.fail(&format!("starting node {i} failed: {error}"));
+        }
+    }
+
+    async fn try_start(&mut self, i: usize) -> Result<(), RaftError> {
         let transport = self.network.transport(i).await;
         let stores = self.stores(i).clone();
         // Odd nodes run their FSM as a task, even ones on a thread of its
         // own: every scenario covers both ways of applying.
         let fsm = TestFsm::new(i, self.checker.clone()).as_task(i % 2 == 1);
         let config = (self.config)(self.id(i));
-        match Raft::new(config, fsm, stores.logs, stores.stable, stores.snapshots, transport).await {
-            Ok(raft) => self.nodes[i].raft = Some(raft),
-            Err(error) => self.fail(&format!("starting node {i} failed: {error}")),
-        }
+        let raft = Raft::new(config, fsm, stores.logs, stores.stable, stores.snapshots, transport).await?;
+        self.nodes[i].raft = Some(raft);
+        Ok(())
     }
 
     /// Stops node `i` as a crash would: the node is gone, its stores stay.
@@ -367,12 +390,31 @@ impl Cluster {
     /// Restarts node `i` from its stores (crashing it first if running).
     /// Its FSM starts empty and is rebuilt from the log.
     pub async fn restart(&mut self, i: usize) {
+        if let Err(error) = self.try_restart(i).await {
+            self.fail(&format!("restarting node {i} failed: {error}"));
+        }
+    }
+
+    /// As [`restart`](Self::restart), but a node that refuses to start is
+    /// the caller's to judge: it stays crashed and its error is returned.
+    pub async fn try_restart(&mut self, i: usize) -> Result<(), RaftError> {
         self.crash(i).await;
         self.checker.forget_node(i);
         // Hand over the only handle the cluster keeps, so a durable store
         // can close its files before opening them again.
         if let Some(stores) = self.nodes[i].stores.take() {
             self.nodes[i].stores = Some(self.stores.reopen(i, stores));
+        }
+        self.try_start(i).await
+    }
+
+    /// Crashes node `i` and gives it empty stores, as an operator who wipes
+    /// its data does; it is started again, without state.
+    pub async fn wipe(&mut self, i: usize) {
+        self.crash(i).await;
+        self.checker.forget_node(i);
+        if let Some(stores) = self.nodes[i].stores.take() {
+            self.nodes[i].stores = Some(self.stores.wipe(i, stores));
         }
         self.start(i).await;
     }

@@ -60,6 +60,14 @@ impl Checker {
         state.applied.entry(node).or_default().insert(index, command);
     }
 
+    /// Records a violation found outside [`record`](Self::record); the first one is kept.
+    pub fn report(&self, violation: String) {
+        let mut state = self.lock();
+        if state.violation.is_none() {
+            state.violation = Some(violation);
+        }
+    }
+
     /// Forgets what `node` applied (it restarts with an empty FSM).
     pub fn forget_node(&self, node: usize) {
         self.lock().applied.remove(&node);
@@ -159,6 +167,14 @@ impl Fsm for TestFsm {
                 return Err(FsmError::new("truncated test snapshot"));
             }
             entries.insert(index, input.split_to(len));
+        }
+        let applied = self.entries.keys().next_back().copied().unwrap_or(0);
+        let covered = entries.keys().next_back().copied().unwrap_or(0);
+        if covered < applied {
+            self.checker.report(format!(
+                "node {} restored a snapshot covering index {covered} after applying index {applied}",
+                self.node
+            ));
         }
         self.checker.forget_node(self.node);
         for (index, command) in &entries {

@@ -142,9 +142,8 @@ impl<F: Fsm> Raft<F> {
             let (log_store, stable, snapshots) = (log_store.clone(), stable.clone(), snapshots.clone());
             tokio::task::spawn_blocking(move || {
                 let mut fsm = fsm;
-                let snapshot = crate::recovery::restore_newest_snapshot(&mut fsm, &*snapshots, skip_restore);
-                crate::recovery::recover(&*log_store, &*stable, snapshot.as_ref())
-                    .map(|recovered| (fsm, recovered))
+                let restored = crate::recovery::restore_newest_snapshot(&mut fsm, &*snapshots, skip_restore)?;
+                crate::recovery::recover(&*log_store, &*stable, restored).map(|recovered| (fsm, recovered))
             })
             .await
             .map_err(|_| RaftError::Shutdown)??

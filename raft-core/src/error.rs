@@ -33,9 +33,22 @@ pub enum RaftError {
     /// `recover_cluster` was asked to recover stores that hold no state.
     #[error("the stores hold no state to recover")]
     NoExistingState,
+    /// The node's stores do not fit together and starting would lose
+    /// committed entries; nothing was changed. See [`RecoveryError`](crate::recovery::RecoveryError).
+    #[error(transparent)]
+    Recovery(#[from] crate::recovery::RecoveryError),
     /// A snapshot was asked for, but nothing was applied since the last one.
     #[error("nothing new to snapshot")]
     NothingNewToSnapshot,
+    /// A snapshot ending at or below what the state machine has already
+    /// applied was refused: restoring it would undo applied entries.
+    #[error("refused a snapshot at index {index}: the state machine has applied through {applied}")]
+    StaleSnapshot {
+        /// The snapshot's last index.
+        index: u64,
+        /// The state machine's applied index.
+        applied: u64,
+    },
     /// A snapshot is already being taken.
     #[error("a snapshot is already in progress")]
     SnapshotInProgress,

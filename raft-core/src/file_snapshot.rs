@@ -147,6 +147,9 @@ impl SnapshotStore for FileSnapshotStore {
             }
             match self.read_meta(&name, &entry.path()) {
                 Ok((meta, _)) => metas.push(meta),
+                // Written by a newer release: what it holds cannot be read
+                // here, and leaving it out could lose it.
+                Err(error @ SnapshotError::UnsupportedVersion { .. }) => return Err(error),
                 Err(error) => tracing::warn!(id = %name, %error, "skipping an unreadable snapshot"),
             }
         }

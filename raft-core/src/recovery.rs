@@ -1,16 +1,102 @@
-//! Recovery from the stores: what a node reads back when it starts, and the
-//! operator's last resort for a cluster that lost its quorum for good.
+//! Recovery from the stores: what a node reads back when it starts (and
+//! the [`RecoveryError`] it refuses to start with when the stores do not fit
+//! together), and the operator's last resort for a cluster that lost its
+//! quorum for good.
+
+mod start;
 
 use crate::error::RaftError;
-use crate::fsm::runner::AppliedPoint;
-use crate::raft::{Configurations, KEY_CURRENT_TERM, KEY_LAST_VOTE_CAND, KEY_LAST_VOTE_TERM, Recovered};
+use crate::raft::KEY_CURRENT_TERM;
 use crate::{
-    Configuration, Fsm, LogKind, LogStore, NewSnapshot, SNAPSHOT_VERSION, ServerId, SnapshotMeta,
-    SnapshotStore, StableStore, StoreError,
+    Configuration, Fsm, LogKind, LogStore, NewSnapshot, SNAPSHOT_VERSION, SnapshotStore, StableStore,
 };
+
+pub(crate) use start::{recover, restore_newest_snapshot};
 
 /// Payload bytes read per step when scanning the log.
 const SCAN_BYTES_MAX: u64 = 4 << 20;
+
+/// Why a node's stores cannot be started from: what they hold does not fit
+/// together, and starting anyway would lose committed entries. Nothing was
+/// changed in the stores; the operator decides what to do (each message says
+/// what the choices are).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecoveryError {
+    /// Entries `from..=to` are neither in a usable snapshot nor in the log:
+    /// the newest snapshot is unusable and the log was compacted past the
+    /// older one, or the log starts after a gap.
+    #[error(
+        "entries {from}..={to} are in neither a usable snapshot nor the log (newest usable snapshot: {}; \
+         log: {}{}); starting would lose committed entries. Restore the snapshot from a backup, or empty \
+         this node's stores and add it back to the cluster so that it catches up from the leader; if it \
+         holds the cluster's last copy, recover_cluster can start from what is left (read its warnings)",
+        describe_snapshot(*snapshot_index),
+        describe_log(*log_first, *log_last),
+        describe_unusable(unusable)
+    )]
+    MissingEntries {
+        /// The first missing index.
+        from: u64,
+        /// The last missing index.
+        to: u64,
+        /// The index of the snapshot the FSM was restored from (0: none).
+        snapshot_index: u64,
+        /// The log's first index (0: empty).
+        log_first: u64,
+        /// The log's last index (0: empty).
+        log_last: u64,
+        /// Snapshots newer than that one that could not be used, and why.
+        unusable: Vec<UnusableSnapshot>,
+    },
+    /// The log holds an entry at the snapshot's last index with another term,
+    /// though that entry is committed: the stores come from different
+    /// histories, or one of them is damaged.
+    #[error(
+        "the log's entry {index} has term {log_term}, but the snapshot {snapshot_id} that ends there has \
+         term {snapshot_term}, and the entry is committed{}; the stores disagree. Empty this node's stores \
+         and add it back to the cluster",
+        describe_unusable(unusable)
+    )]
+    LogConflictsWithSnapshot {
+        /// The snapshot's last index.
+        index: u64,
+        /// The snapshot used.
+        snapshot_id: String,
+        /// The snapshot's term at `index`.
+        snapshot_term: u64,
+        /// The log's term at `index`.
+        log_term: u64,
+        /// Snapshots newer than that one that could not be used, and why.
+        unusable: Vec<UnusableSnapshot>,
+    },
+}
+
+/// A snapshot that could not be restored on start, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusableSnapshot {
+    /// The snapshot's id.
+    pub id: String,
+    /// Its last index.
+    pub index: u64,
+    /// Why it could not be used.
+    pub reason: String,
+}
+
+fn describe_snapshot(index: u64) -> String {
+    if index == 0 { "none".into() } else { format!("through index {index}") }
+}
+
+fn describe_log(first: u64, last: u64) -> String {
+    if last == 0 { "empty".into() } else { format!("{first}..={last}") }
+}
+
+fn describe_unusable(unusable: &[UnusableSnapshot]) -> String {
+    unusable
+        .iter()
+        .map(|u| format!("; snapshot {} (through {}) is unusable: {}", u.id, u.index, u.reason))
+        .collect()
+}
 
 /// Whether the stores hold any Raft state (a term, a log entry or a
 /// snapshot), as hashicorp/raft's `HasExistingState`. A node without state
@@ -88,23 +174,29 @@ pub fn recover_cluster<F: Fsm>(
     if !has_existing_state(logs, stable, snapshots)? {
         return Err(RaftError::NoExistingState);
     }
-    let snapshot = restore_newest_snapshot(fsm, snapshots, false);
-    let (mut index, mut term) = snapshot.as_ref().map_or((0, 0), |m| (m.index, m.term));
+    let restored = restore_newest_snapshot(fsm, snapshots, false)?;
+    let (mut index, mut term) = restored.chosen.as_ref().map_or((0, 0), |m| (m.index, m.term));
     let last = logs.last_index()?;
     let first = logs.first_index()?;
     if last > index && first > index + 1 {
-        return Err(RaftError::Store(StoreError::Corrupt {
-            location: format!("log index {}", index + 1),
-            reason: format!("the log starts at {first}, after a gap following the snapshot at {index}"),
-        }));
+        return Err(RecoveryError::MissingEntries {
+            from: index + 1,
+            to: first - 1,
+            snapshot_index: index,
+            log_first: first,
+            log_last: last,
+            unusable: restored.unusable,
+        }
+        .into());
     }
     while index < last {
         let batch = logs.get_logs(index + 1, last, SCAN_BYTES_MAX)?;
         if batch.first().map(|l| l.index) != Some(index + 1) {
-            return Err(RaftError::Store(StoreError::Corrupt {
+            return Err(crate::StoreError::Corrupt {
                 location: format!("log index {}", index + 1),
                 reason: "the entry is missing".into(),
-            }));
+            }
+            .into());
         }
         let commands: Vec<_> = batch.iter().filter(|l| l.kind == LogKind::Command).cloned().collect();
         fsm.apply_batch(&commands);
@@ -133,107 +225,4 @@ pub fn recover_cluster<F: Fsm>(
         stable.set_u64(KEY_CURRENT_TERM, term)?;
     }
     Ok(())
-}
-
-/// Restores the FSM from the newest snapshot that opens and restores
-/// cleanly, falling back to older ones; returns its meta. With `skip_restore`
-/// the FSM is left alone (it keeps its own state) and the newest meta is
-/// returned as the point the FSM stands at.
-pub(crate) fn restore_newest_snapshot<F: Fsm>(
-    fsm: &mut F,
-    store: &dyn SnapshotStore,
-    skip_restore: bool,
-) -> Option<SnapshotMeta> {
-    let metas = match store.list() {
-        Ok(metas) => metas,
-        Err(error) => {
-            tracing::error!(%error, "listing snapshots failed; starting without one");
-            return None;
-        }
-    };
-    if skip_restore {
-        return metas.into_iter().next();
-    }
-    for meta in metas {
-        let restored = store
-            .open(&meta.id)
-            .map_err(RaftError::from)
-            .and_then(|(_, reader)| fsm.restore(reader).map_err(RaftError::from));
-        match restored {
-            Ok(()) => {
-                tracing::info!(id = %meta.id, index = meta.index, "restored the FSM from a snapshot");
-                return Some(meta);
-            }
-            Err(error) => tracing::warn!(id = %meta.id, %error, "snapshot unusable; trying an older one"),
-        }
-    }
-    None
-}
-
-/// Reads term, vote, log bounds, commit index and configurations back,
-/// starting from `snapshot` when there is one. A log that does not continue
-/// the snapshot (it ends before it, or disagrees at its index) is cleared.
-pub(crate) fn recover(
-    log: &dyn LogStore,
-    stable: &dyn StableStore,
-    snapshot: Option<&SnapshotMeta>,
-) -> Result<Recovered, StoreError> {
-    let term = stable.get_u64(KEY_CURRENT_TERM)?.unwrap_or(0);
-    let vote_term = stable.get_u64(KEY_LAST_VOTE_TERM)?.unwrap_or(0);
-    let voted_for = match (vote_term == term && term > 0, stable.get(KEY_LAST_VOTE_CAND)?) {
-        (true, Some(candidate)) => Some(ServerId(String::from_utf8_lossy(&candidate).into_owned())),
-        _ => None,
-    };
-    let mut point = AppliedPoint::default();
-    let mut configurations = Configurations::default();
-    if let Some(meta) = snapshot {
-        point = AppliedPoint {
-            index: meta.index,
-            term: meta.term,
-            configuration: meta.configuration.clone(),
-            configuration_index: meta.configuration_index,
-        };
-        configurations = Configurations {
-            latest: meta.configuration.clone(),
-            latest_index: meta.configuration_index,
-            committed: meta.configuration.clone(),
-            committed_index: meta.configuration_index,
-        };
-        let continues = log.last_index()? >= meta.index
-            && log.get_log(meta.index)?.is_none_or(|entry| entry.term == meta.term)
-            && log.first_index()? <= meta.index + 1;
-        if !continues {
-            log.delete_range(0, u64::MAX)?;
-        }
-    }
-    let first_index = log.first_index()?;
-    let (last_index, last_term) = match log.last_index()? {
-        0 => (point.index, point.term),
-        index => {
-            let entry = log.get_log(index)?.ok_or_else(|| StoreError::Corrupt {
-                location: format!("log index {index}"),
-                reason: "last_index names an entry the store does not return".into(),
-            })?;
-            (index, entry.term)
-        }
-    };
-    let commit_index = log.commit_index()?.unwrap_or(0).min(last_index).max(point.index);
-    let mut next = first_index.max(point.configuration_index + 1).max(1);
-    while first_index > 0 && next <= last_index {
-        let batch = log.get_logs(next, last_index, SCAN_BYTES_MAX)?;
-        let Some(tail) = batch.last() else { break };
-        next = tail.index + 1;
-        for entry in batch.iter().filter(|l| l.kind == LogKind::Configuration) {
-            let configuration = crate::codec::decode_configuration(entry.data.clone()).map_err(|e| {
-                StoreError::Corrupt { location: format!("log index {}", entry.index), reason: e.to_string() }
-            })?;
-            if entry.index <= commit_index {
-                configurations.committed = configuration.clone();
-                configurations.committed_index = entry.index;
-            }
-            configurations.latest = configuration;
-            configurations.latest_index = entry.index;
-        }
-    }
-    Ok(Recovered { term, voted_for, last_index, last_term, commit_index, configurations, snapshot: point })
 }

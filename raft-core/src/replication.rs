@@ -362,7 +362,12 @@ async fn pipeline(
             () = tokio::time::sleep(r.commit_timeout) => {}
         }
     }
-    Some((matched + 1, matched, 0))
+    // Resume after what was sent, not after what was acknowledged: a lost
+    // reply does not mean a lost request, and the consistency check of the
+    // next request tells whether the follower has them. Going back to the
+    // last acknowledged entry would find it compacted after a snapshot and
+    // send a snapshot the follower does not need.
+    Some((next_index, matched, 0))
 }
 
 /// Sends heartbeats to one follower every `heartbeat_interval`, and at once

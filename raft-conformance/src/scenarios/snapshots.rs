@@ -4,8 +4,10 @@
 
 use super::{ELECTION, cmd};
 use crate::cluster::{Cluster, Network, NodeStores, StoreFactory, test_config};
+use raft_core::recovery::RecoveryError;
 use raft_core::{
-    Config, NewSnapshot, ServerId, SnapshotError, SnapshotMeta, SnapshotReader, SnapshotSink, SnapshotStore,
+    Config, NewSnapshot, RaftError, ServerId, SnapshotError, SnapshotMeta, SnapshotReader, SnapshotSink,
+    SnapshotStore,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -140,8 +142,9 @@ pub async fn snapshot_all_crash_and_restart(network: impl Network, stores: impl 
     cluster.shutdown().await;
 }
 
-/// A node restarted with a snapshot and an empty log restores from the
-/// snapshot and catches up from the leader.
+/// A node whose log was deleted, while its store still records which
+/// entries were committed, refuses to start (its snapshot does not hold them
+/// all); emptied and added back, it catches up from the leader's snapshot.
 pub async fn snapshot_restart_without_log(network: impl Network, stores: impl StoreFactory) {
     let mut cluster = Cluster::with_config(network, stores, 3, snapshot_config).await;
     let leader = cluster.check_one_leader().await;
@@ -156,12 +159,30 @@ pub async fn snapshot_restart_without_log(network: impl Network, stores: impl St
     if let Err(error) = cluster.stores(node).logs.delete_range(0, u64::MAX) {
         cluster.fail(&format!("clearing the log failed: {error}"));
     }
-    cluster.restart(node).await;
-    let snapshot = cluster.raft(node).stats().last_snapshot_index;
-    assert!(snapshot > 0, "the restarted node did not start from its snapshot");
-    assert!(cluster.raft(node).applied_index() >= snapshot, "the FSM was not restored from the snapshot");
+    // The store still says which entries were committed, and the snapshot
+    // does not hold them all: the node must refuse to start.
+    match cluster.try_restart(node).await {
+        Err(RaftError::Recovery(RecoveryError::MissingEntries { .. })) => {}
+        Err(other) => cluster.fail(&format!("expected MissingEntries, got {other}")),
+        Ok(()) => cluster.fail("a node that lost committed entries started"),
+    }
+    // The operator's way out: empty the node and add it back; it catches up
+    // by installing the leader's snapshot.
+    let leader = cluster.check_one_leader().await;
+    let removed = cluster.raft(leader).remove_server(cluster.id(node), 0, Duration::from_secs(5)).await;
+    if let Err(error) = removed {
+        cluster.fail(&format!("removing the node failed: {error}"));
+    }
+    cluster.wipe(node).await;
+    let leader = cluster.check_one_leader().await;
+    let address = cluster.address(node);
+    let added = cluster.raft(leader).add_voter(cluster.id(node), address, 0, Duration::from_secs(5)).await;
+    if let Err(error) = added {
+        cluster.fail(&format!("adding the node back failed: {error}"));
+    }
     let index = cluster.one(cmd(5000), 3, true).await;
     cluster.wait_all_applied(index, Duration::from_secs(5)).await;
+    assert!(cluster.raft(node).stats().last_snapshot_index > 0, "the node did not install a snapshot");
     assert_complete(&cluster, index);
     cluster.shutdown().await;
 }

@@ -237,6 +237,12 @@ impl<F: Fsm> Runner<F> {
     }
 
     fn restore(&mut self, meta: SnapshotMeta, reader: SnapshotReader) -> Result<(), RaftError> {
+        // The node restores only snapshots past its commit index, so this
+        // never refuses one; it is the last guard of "each entry once".
+        if meta.index <= self.point.index && self.point.index > 0 {
+            tracing::error!(index = meta.index, applied = self.point.index, "refusing a stale snapshot");
+            return Err(RaftError::StaleSnapshot { index: meta.index, applied: self.point.index });
+        }
         let fsm = &mut self.fsm;
         off_the_runtime(|| fsm.restore(reader))?;
         self.point = AppliedPoint {

@@ -108,8 +108,14 @@ impl<F: Fsm> Node<F> {
 
     /// Makes the node's log start after a snapshot it has installed or
     /// restored: entries after the snapshot are kept if the log agrees with
-    /// it at its index, otherwise the whole log goes.
+    /// it at its index, otherwise the whole log goes. Only called for a
+    /// snapshot past the commit index, so every entry the log loses is
+    /// either covered by the snapshot or was never committed.
     async fn adopt_snapshot(&mut self, meta: &SnapshotMeta) {
+        debug_assert!(
+            meta.index > self.commit_index,
+            "a snapshot at or below the commit index is not adopted"
+        );
         let agrees = meta.index <= self.last_index && self.term_at(meta.index).await == Ok(Some(meta.term));
         if agrees {
             self.compact_through(meta.index).await;
@@ -137,6 +143,11 @@ impl<F: Fsm> Node<F> {
 
     /// Receives a snapshot from the leader into the snapshot store, restores
     /// the FSM from it and makes the log start after it.
+    ///
+    /// A snapshot that ends at or below this node's commit index, or at an
+    /// entry this log already holds, changes nothing but the commit index
+    /// (Raft Figure 13, step 6): the FSM keeps its state, the log keeps every
+    /// entry, and the answer is success without reading the state.
     pub(super) async fn on_install_snapshot(
         &mut self,
         request: InstallSnapshotRequest,
@@ -161,6 +172,11 @@ impl<F: Fsm> Node<F> {
                 request.snapshot_version
             )));
         }
+        if self.snapshot_is_known(request.last_log_index, request.last_log_term).await {
+            drop(data);
+            response.success = true;
+            return Ok(response);
+        }
         let meta =
             receive(self.snapshots.clone(), &request, data).await.map_err(|e| RpcRejection(e.to_string()))?;
         let store = self.snapshots.clone();
@@ -175,6 +191,23 @@ impl<F: Fsm> Node<F> {
         tracing::info!(id = %self.id, index = meta.index, "installed a snapshot from the leader");
         response.success = true;
         Ok(response)
+    }
+
+    /// Whether a snapshot ending at (`index`, `term`) holds nothing this node
+    /// lacks: it ends at or below the commit index, or at an entry of this
+    /// log. In the second case the entries up to `index` are committed (a
+    /// snapshot covers committed entries only), so the commit index moves up.
+    async fn snapshot_is_known(&mut self, index: u64, term: u64) -> bool {
+        if index <= self.commit_index {
+            tracing::debug!(id = %self.id, index, commit = self.commit_index, "ignoring a stale snapshot");
+            return true;
+        }
+        if index <= self.last_index && self.term_at(index).await == Ok(Some(term)) {
+            tracing::debug!(id = %self.id, index, "the log already holds the snapshot's last entry");
+            self.commit_to(index, Vec::new()).await;
+            return true;
+        }
+        false
     }
 
     /// Replaces the cluster's state with a snapshot the user provides (the

@@ -312,3 +312,109 @@ pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() 
 pub fn num(n: u64) -> Bytes {
     Bytes::from(n.to_string())
 }
+
+/// A hand-driven peer on the in-memory network: it sends a node RPCs a test
+/// writes field by field, as a buggy or hostile peer could, and answers
+/// nothing the node sends it.
+pub struct Probe {
+    pub transport: InmemTransport,
+    pub id: ServerId,
+    pub addr: ServerAddress,
+}
+
+impl Probe {
+    pub fn new(network: &InmemNetwork, name: &str) -> Self {
+        let transport = network.transport(name);
+        // Nobody reads what the node sends: its calls fail at once.
+        drop(transport.consumer());
+        Self { transport, id: ServerId::new(name), addr: ServerAddress::new(name) }
+    }
+
+    pub fn header(&self) -> RpcHeader {
+        RpcHeader::new(self.id.clone(), self.addr.clone())
+    }
+
+    /// A voter entry for the probe, to put in a configuration.
+    pub fn server(&self) -> Server {
+        Server::voter(self.id.clone(), self.addr.clone())
+    }
+
+    pub async fn append(
+        &self,
+        target: &ServerAddress,
+        term: u64,
+        prev: (u64, u64),
+        entries: Vec<Log>,
+        leader_commit: u64,
+    ) -> AppendEntriesResponse {
+        let request = AppendEntriesRequest {
+            header: self.header(),
+            term,
+            prev_log_index: prev.0,
+            prev_log_term: prev.1,
+            entries,
+            leader_commit,
+        };
+        self.transport.append_entries(target.clone(), request).await.expect("append_entries")
+    }
+
+    pub async fn install(
+        &self,
+        target: &ServerAddress,
+        term: u64,
+        last: (u64, u64),
+        configuration: Configuration,
+        state: Vec<u8>,
+    ) -> Result<InstallSnapshotResponse, TransportError> {
+        let request = InstallSnapshotRequest {
+            header: self.header(),
+            snapshot_version: SNAPSHOT_VERSION,
+            term,
+            last_log_index: last.0,
+            last_log_term: last.1,
+            configuration,
+            configuration_index: 1,
+            size: state.len() as u64,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.send(Ok(Bytes::from(state))).await.expect("send");
+        drop(tx);
+        let data = raft_core::transport::chunk_stream(rx);
+        self.transport.install_snapshot(target.clone(), request, data).await
+    }
+
+    pub async fn timeout_now(&self, target: &ServerAddress, term: u64) -> TimeoutNowResponse {
+        let request = TimeoutNowRequest { header: self.header(), term };
+        self.transport.timeout_now(target.clone(), request).await.expect("timeout_now")
+    }
+}
+
+/// Node 0 alone with a [`Probe`] as the other voter: it never wins an
+/// election (the probe answers nothing), so it stays a follower of whatever
+/// the probe sends. Its log starts with the bootstrap entry at index 1, term 1.
+pub async fn lone_follower<F: Fsm>(
+    fsm: F,
+    logs: impl LogStore,
+    config: Config,
+) -> (Raft<F>, Probe, InmemNetwork) {
+    let network = InmemNetwork::new(rand_seed());
+    let probe = Probe::new(&network, "probe");
+    let raft = Raft::new(
+        config,
+        fsm,
+        logs,
+        MemStableStore::new(),
+        InmemSnapshotStore::new(),
+        network.transport(addr(0)),
+    )
+    .await
+    .expect("start");
+    let configuration = Configuration::new(vec![Server::voter(id(0), addr(0)), probe.server()]);
+    raft.bootstrap_cluster(configuration).await.expect("bootstrap");
+    (raft, probe, network)
+}
+
+/// Commands `first..=last` in `term`, as a leader would send them.
+pub fn commands(first: u64, last: u64, term: u64) -> Vec<Log> {
+    (first..=last).map(|index| Log::command(index, term, num(index))).collect()
+}
