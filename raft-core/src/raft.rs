@@ -341,9 +341,8 @@ impl<F: Fsm> Node<F> {
                     // Answer once the entries are durable, while this task
                     // goes on with the next request: consecutive appends
                     // then share one write (follower group commit).
-                    Some(seq) => {
+                    Some(follower::PendingWrite { seq, failures }) => {
                         let mut progress = self.storage.progress();
-                        let failures = progress.borrow().failures;
                         tokio::spawn(async move {
                             let mut response = response;
                             let reached =

@@ -15,6 +15,40 @@ use std::time::Instant;
 /// How far back a follower looks for the first entry of a conflicting term.
 const CONFLICT_SCAN_MAX: u64 = 4096;
 
+/// An acknowledgement that must wait for the storage worker: it may be sent
+/// once every operation up to `seq` has completed, and only if the failure
+/// count is still `failures`.
+pub(crate) struct PendingWrite {
+    pub(crate) seq: u64,
+    pub(crate) failures: u64,
+}
+
+/// Checks what an AppendEntries claims about its own entries: they continue
+/// `prev_log_index` one by one, their terms never go down, never below the
+/// previous entry's term and never above the leader's term. A leader never
+/// sends anything else; a store would refuse some of it, and the rest would
+/// break the log's invariants.
+pub(crate) fn check_entries(request: &AppendEntriesRequest) -> Result<(), String> {
+    let mut previous = (request.prev_log_index, request.prev_log_term);
+    for entry in &request.entries {
+        let expected = previous.0.checked_add(1).ok_or("an entry index overflows")?;
+        if entry.index != expected {
+            return Err(format!("entry index {} where {expected} belongs", entry.index));
+        }
+        if entry.term < previous.1 {
+            return Err(format!("entry {} has term {} after term {}", entry.index, entry.term, previous.1));
+        }
+        if entry.term > request.term {
+            return Err(format!(
+                "entry {} has term {}, above the leader's {}",
+                entry.index, entry.term, request.term
+            ));
+        }
+        previous = (entry.index, entry.term);
+    }
+    Ok(())
+}
+
 impl<F: Fsm> Node<F> {
     pub(super) async fn run_follower(&mut self) {
         self.reset_election_timer();
@@ -49,7 +83,7 @@ impl<F: Fsm> Node<F> {
     pub(super) async fn on_append_entries(
         &mut self,
         request: AppendEntriesRequest,
-    ) -> (AppendEntriesResponse, Option<u64>) {
+    ) -> (AppendEntriesResponse, Option<PendingWrite>) {
         let mut response = AppendEntriesResponse {
             header: self.header(),
             term: self.current_term,
@@ -57,6 +91,11 @@ impl<F: Fsm> Node<F> {
             ..Default::default()
         };
         if request.term < self.current_term {
+            return (response, None);
+        }
+        if let Err(reason) = check_entries(&request) {
+            tracing::warn!(id = %self.id, leader = %request.header.id, %reason, "refusing a malformed AppendEntries");
+            response.no_retry_backoff = true;
             return (response, None);
         }
         if (request.term > self.current_term || self.role != RaftState::Follower)
@@ -86,10 +125,18 @@ impl<F: Fsm> Node<F> {
                 }
             }
         }
+        // Checked by `check_entries`: the last new index does not overflow.
         let last_new = request.prev_log_index + request.entries.len() as u64;
         let commit_hint = request.leader_commit.min(last_new);
-        if !request.entries.is_empty() && self.append_from_leader(request.entries, commit_hint).await.is_err()
-        {
+        // A write that fails from here on, ours or one queued before it,
+        // means the entries this request names may not be stored.
+        let failures = self.storage.progress().borrow().failures;
+        let appended =
+            request.entries.is_empty() || self.append_from_leader(request.entries, commit_hint).await.is_ok();
+        if !appended || self.storage.progress().borrow().failures != failures {
+            // An in-task store has failed already: make the node's log match
+            // the store before answering with its last index.
+            self.settle_storage_events().await;
             response.no_retry_backoff = true;
             response.last_log = self.last_index;
             return (response, None);
@@ -101,9 +148,18 @@ impl<F: Fsm> Node<F> {
         response.last_log = self.last_index;
         // Entries this request names may still be on their way to the disk
         // (submitted by it or by an earlier request): answer once they are not.
-        let pending = self.next_seq;
+        let seq = self.next_seq;
         let written = self.storage.progress().borrow().completed_seq;
-        (response, (last_new > self.snapshot_index && written < pending).then_some(pending))
+        let pending =
+            (last_new > self.snapshot_index && written < seq).then_some(PendingWrite { seq, failures });
+        (response, pending)
+    }
+
+    /// Handles the completion events an in-task store has queued, now.
+    async fn settle_storage_events(&mut self) {
+        while let Some(event) = self.storage.take_event() {
+            self.handle_event(event).await;
+        }
     }
 
     /// Whether our log holds an entry at `index` with `term`.
@@ -290,5 +346,47 @@ impl<F: Fsm> Node<F> {
             self.set_role(RaftState::Candidate);
         }
         TimeoutNowResponse { header: self.header(), term: self.current_term }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(term: u64, prev: (u64, u64), entries: &[(u64, u64)]) -> AppendEntriesRequest {
+        AppendEntriesRequest {
+            term,
+            prev_log_index: prev.0,
+            prev_log_term: prev.1,
+            entries: entries.iter().map(|&(index, term)| Log::command(index, term, "x")).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Leader term, prev (index, term), entries (index, term), valid.
+    type Case = (u64, (u64, u64), &'static [(u64, u64)], bool);
+
+    #[test]
+    fn entries_must_continue_the_previous_one() {
+        let table: &[Case] = &[
+            (3, (0, 0), &[], true),
+            (3, (10, 2), &[(11, 2), (12, 3)], true),
+            (3, (10, 2), &[(11, 3), (12, 3)], true),
+            (3, (10, 2), &[(12, 2)], false),
+            (3, (10, 2), &[(11, 2), (11, 2)], false),
+            (3, (10, 2), &[(11, 2), (13, 2)], false),
+            (3, (10, 2), &[(11, 1)], false),
+            (3, (10, 2), &[(11, 3), (12, 2)], false),
+            (3, (10, 2), &[(11, 4)], false),
+            (u64::MAX, (u64::MAX, 1), &[(0, 1)], false),
+        ];
+        for (term, prev, entries, valid) in table {
+            let outcome = check_entries(&request(*term, *prev, entries));
+            assert_eq!(
+                outcome.is_ok(),
+                *valid,
+                "term {term}, prev {prev:?}, entries {entries:?}: {outcome:?}"
+            );
+        }
     }
 }

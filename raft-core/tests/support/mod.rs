@@ -418,3 +418,54 @@ pub async fn lone_follower<F: Fsm>(
 pub fn commands(first: u64, last: u64, term: u64) -> Vec<Log> {
     (first..=last).map(|index| Log::command(index, term, num(index))).collect()
 }
+
+/// A `MemLogStore` whose writes fail while `failing` is set, run on the
+/// node's task (`never_blocks`) or on the storage thread.
+#[derive(Default)]
+pub struct FlakyLogStore {
+    pub inner: MemLogStore,
+    pub failing: std::sync::atomic::AtomicBool,
+    pub never_blocks: bool,
+}
+
+impl FlakyLogStore {
+    pub fn new(never_blocks: bool) -> Self {
+        Self { never_blocks, ..Self::default() }
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Io(std::io::Error::other("injected write failure")));
+        }
+        Ok(())
+    }
+}
+
+impl LogStore for FlakyLogStore {
+    fn first_index(&self) -> Result<u64, StoreError> {
+        self.inner.first_index()
+    }
+    fn last_index(&self) -> Result<u64, StoreError> {
+        self.inner.last_index()
+    }
+    fn get_log(&self, index: u64) -> Result<Option<Log>, StoreError> {
+        self.inner.get_log(index)
+    }
+    fn store_logs(&self, logs: &[Log]) -> Result<(), StoreError> {
+        self.store_logs_with_commit(logs, 0)
+    }
+    fn store_logs_with_commit(&self, logs: &[Log], commit_index: u64) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.store_logs_with_commit(logs, commit_index)
+    }
+    fn commit_index(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.commit_index()
+    }
+    fn delete_range(&self, min: u64, max: u64) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.delete_range(min, max)
+    }
+    fn writes_never_block(&self) -> bool {
+        self.never_blocks
+    }
+}

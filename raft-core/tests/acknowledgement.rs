@@ -1,0 +1,107 @@
+//! "Success" from a follower means "stored", in both storage modes (on the
+//! node's task for a store whose writes never block, on the storage thread
+//! otherwise): entries the store refuses or fails to write are never
+//! acknowledged, and a leader never counts itself for them (issue #12, item 4).
+
+mod support;
+
+use raft_core::*;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use support::*;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// A follower on a [`FlakyLogStore`] holding entries 1..=11, term 2 from 2 on.
+async fn follower(
+    never_blocks: bool,
+) -> (Raft<SumFsm>, Probe, Arc<FlakyLogStore>, transport_inmem::InmemNetwork) {
+    let store = Arc::new(FlakyLogStore::new(never_blocks));
+    let (raft, probe, network) = lone_follower(SumFsm::default(), store.clone(), config("node-0")).await;
+    let appended = probe.append(&addr(0), 2, (1, 1), commands(2, 11, 2), 0).await;
+    assert!(appended.success && appended.last_log == 11, "{appended:?}");
+    (raft, probe, store, network)
+}
+
+fn with_indexes(indexes: &[u64]) -> Vec<Log> {
+    indexes.iter().map(|&index| Log::command(index, 2, num(index))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_that_do_not_continue_the_log_are_refused_in_both_modes() {
+    for never_blocks in [true, false] {
+        let (raft, probe, store, _network) = follower(never_blocks).await;
+        for indexes in [&[12, 14, 15][..], &[12, 12, 13], &[13, 14], &[12, 11]] {
+            let response = probe.append(&addr(0), 2, (11, 2), with_indexes(indexes), 0).await;
+            assert!(!response.success, "in-task {never_blocks}: {indexes:?} acknowledged: {response:?}");
+            assert_eq!(response.last_log, 11, "in-task {never_blocks}: {indexes:?}");
+            assert_eq!(store.last_index().expect("last"), 11);
+            assert_eq!(raft.last_index(), 11, "in-task {never_blocks}: {indexes:?} moved the node's log");
+        }
+        let fine = probe.append(&addr(0), 2, (11, 2), with_indexes(&[12, 13]), 0).await;
+        assert!(fine.success && fine.last_log == 13, "in-task {never_blocks}: {fine:?}");
+        raft.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_store_fails_is_not_acknowledged_in_both_modes() {
+    for never_blocks in [true, false] {
+        let (raft, probe, store, _network) = follower(never_blocks).await;
+        store.failing.store(true, Ordering::SeqCst);
+        let response = probe.append(&addr(0), 2, (11, 2), commands(12, 15, 2), 0).await;
+        assert!(!response.success, "in-task {never_blocks}: a failed write was acknowledged: {response:?}");
+        assert_eq!(store.last_index().expect("last"), 11);
+        wait_for("the node's log to match its store", SECOND * 5, || (raft.last_index() == 11).then_some(()))
+            .await;
+        store.failing.store(false, Ordering::SeqCst);
+        let retried = probe.append(&addr(0), 2, (11, 2), commands(12, 15, 2), 0).await;
+        assert!(retried.success && retried.last_log == 15, "in-task {never_blocks}: {retried:?}");
+        assert_eq!(store.last_index().expect("last"), 15);
+        raft.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_never_counts_itself_for_entries_its_store_refused() {
+    for never_blocks in [true, false] {
+        let network = transport_inmem::InmemNetwork::new(4);
+        let stores: Vec<Arc<FlakyLogStore>> =
+            (0..3).map(|_| Arc::new(FlakyLogStore::new(never_blocks))).collect();
+        let mut nodes = Vec::new();
+        for (i, store) in stores.iter().enumerate() {
+            let raft = Raft::new(
+                config(id(i).as_str()),
+                SumFsm::default(),
+                store.clone(),
+                store_mem::MemStableStore::new(),
+                store_mem::InmemSnapshotStore::new(),
+                network.transport(addr(i)),
+            )
+            .await
+            .expect("start");
+            nodes.push(raft);
+        }
+        nodes[0].bootstrap_cluster(configuration(3)).await.expect("bootstrap");
+        let leader = wait_for("a leader", SECOND * 5, || nodes.iter().position(|r| r.is_leader())).await;
+        nodes[leader].barrier(SECOND).await.expect("barrier");
+        // Only one follower can store the entry, and the leader's own store
+        // refuses it: with the leader not counting itself, no quorum holds it.
+        let cut = (leader + 1) % 3;
+        network.disconnect(&addr(cut));
+        stores[leader].failing.store(true, Ordering::SeqCst);
+        let index = nodes[leader].last_index() + 1;
+        let applied = nodes[leader].apply(num(7), Duration::from_millis(500)).await;
+        assert!(applied.is_err(), "in-task {never_blocks}: committed without the leader's copy: {applied:?}");
+        for (i, raft) in nodes.iter().enumerate() {
+            assert!(
+                raft.commit_index() < index,
+                "in-task {never_blocks}: node {i} committed index {index}, which only one follower stored"
+            );
+        }
+        for raft in nodes {
+            raft.shutdown().await.expect("shutdown");
+        }
+    }
+}
