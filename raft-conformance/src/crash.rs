@@ -84,9 +84,7 @@ struct Acked {
 }
 
 fn run_child(exe: &Path, child_test: &str, path: &Path, kill_after: Duration) -> Acked {
-    let mut process = Command::new(exe)
-        .args([child_test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, path)
+    let mut process = child_command(exe, child_test, CHILD_ENV, path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -130,6 +128,14 @@ fn run_child(exe: &Path, child_test: &str, path: &Path, kill_after: Duration) ->
     }
     let _ = reader.join();
     acked
+}
+
+/// The command that runs the test `child_test` of the test binary `exe`
+/// alone, with `env` naming `path`: how a store's test starts its child.
+pub(crate) fn child_command(exe: &Path, child_test: &str, env: &str, path: &Path) -> Command {
+    let mut command = Command::new(exe);
+    command.args([child_test, "--exact", "--nocapture", "--test-threads=1"]).env(env, path);
+    command
 }
 
 /// Checks a reopened store after a kill: every entry written since the

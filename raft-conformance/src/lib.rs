@@ -15,6 +15,7 @@
 //! - [`scenarios`]: the cluster scenarios, run by [`cluster_suite!`].
 //! - [`test_fsm`]: the scenarios' state machine and its consistency checker.
 //! - [`crash`]: the SIGKILL crash test for durable stores.
+//! - [`exclusive`]: a second open of a durable store's path is refused, in-process and from another process.
 //! - [`transport`]: the [`Transport`](raft_core::Transport) cases, run by [`transport_suite!`].
 //!
 //! # Running a suite
@@ -40,6 +41,7 @@
 
 pub mod cluster;
 pub mod crash;
+pub mod exclusive;
 pub mod log_store;
 pub mod scenarios;
 pub mod snapshot_store;
@@ -196,6 +198,8 @@ macro_rules! __log_store_cases {
                 batch_sets_first_and_last,
                 get_logs_returns_range_in_order,
                 get_logs_stops_at_byte_budget,
+                get_logs_before_the_first_entry_is_compacted,
+                commit_index_is_stored_with_batches,
                 delete_front_moves_first_index,
                 delete_back_moves_last_index,
                 store_after_truncation_replaces_entries,
@@ -208,7 +212,12 @@ macro_rules! __log_store_cases {
                 non_contiguous_append_is_refused,
                 readers_see_whole_batches
             ],
-            [reopen_keeps_entries, reopen_keeps_deletions, reopen_keeps_empty_store]
+            [
+                reopen_keeps_entries,
+                reopen_keeps_deletions,
+                reopen_keeps_empty_store,
+                reopen_keeps_commit_index
+            ]
         );
     };
 }
@@ -228,7 +237,8 @@ macro_rules! __stable_store_cases {
                 set_get_overwrite,
                 u64_values_round_trip,
                 empty_key_and_value,
-                wrong_width_u64_is_corrupt
+                wrong_width_u64_is_corrupt,
+                keys_up_to_the_maximum_are_stored_and_longer_ones_refused
             ],
             [reopen_keeps_values]
         );

@@ -122,6 +122,48 @@ pub fn get_logs_stops_at_byte_budget<S: LogStore>(fixture: &Fixture<S>) {
     assert_eq!(one, vec![logs[3].clone()], "at least one entry, even over budget");
 }
 
+/// A range that starts before the first stored entry is `Compacted`, one
+/// that starts after the last is empty, and one that ends after it stops at
+/// the last: the rules of `LogStore::get_logs`.
+pub fn get_logs_before_the_first_entry_is_compacted<S: LogStore>(fixture: &Fixture<S>) {
+    let store = fixture.fresh();
+    assert!(store.get_logs(0, 10, u64::MAX).expect("an empty store has nothing compacted").is_empty());
+    let logs = entries(10..=20, 1);
+    store.store_logs(&logs).expect("store_logs");
+    for (first, last) in [(5, 15), (0, 3), (9, 9), (0, u64::MAX)] {
+        match store.get_logs(first, last, u64::MAX) {
+            Err(StoreError::Compacted { index, first_index: 10 }) if index == first => {}
+            other => panic!("get_logs({first}, {last}) on 10..=20: expected Compacted, got {other:?}"),
+        }
+    }
+    assert_eq!(store.get_logs(10, 12, u64::MAX).expect("get_logs"), logs[..3].to_vec());
+    assert_eq!(store.get_logs(19, u64::MAX, u64::MAX).expect("get_logs"), logs[9..].to_vec());
+    assert!(store.get_logs(21, 30, u64::MAX).expect("get_logs").is_empty());
+    assert_eq!(store.get_log(9).expect("get_log"), None, "a single compacted entry is absent");
+}
+
+/// The commit index stored with a batch reads back as the highest stored,
+/// and a batch without one leaves it alone; a store that keeps none always
+/// answers `None`.
+pub fn commit_index_is_stored_with_batches<S: LogStore>(fixture: &Fixture<S>) {
+    let store = fixture.fresh();
+    let initial = store.commit_index().expect("commit_index");
+    assert!(matches!(initial, None | Some(0)), "a fresh store says {initial:?} is committed");
+    store.store_logs_with_commit(&entries(1..=5, 1), 3).expect("store_logs_with_commit");
+    let Some(stored) = store.commit_index().expect("commit_index") else {
+        assert_eq!(initial, None, "a store that keeps a commit index must keep it from the start");
+        return;
+    };
+    assert_eq!(stored, 3, "the commit index stored with the batch");
+    store.store_logs(&entries(6..=7, 1)).expect("store_logs");
+    assert_eq!(store.commit_index().expect("commit_index"), Some(3), "a batch without a commit index");
+    store.store_logs_with_commit(&entries(8..=8, 1), 2).expect("store_logs_with_commit");
+    assert_eq!(store.commit_index().expect("commit_index"), Some(3), "the commit index never goes back");
+    store.store_logs_with_commit(&entries(9..=10, 1), 9).expect("store_logs_with_commit");
+    assert_eq!(store.commit_index().expect("commit_index"), Some(9));
+    assert_holds(&store, &entries(1..=10, 1));
+}
+
 /// Deleting a prefix moves the first index and keeps the rest.
 pub fn delete_front_moves_first_index<S: LogStore>(fixture: &Fixture<S>) {
     let store = fixture.fresh();
@@ -304,4 +346,14 @@ pub fn reopen_keeps_empty_store<S: LogStore>(fixture: &Fixture<S>) {
     let logs = entries(77..=78, 5);
     store.store_logs(&logs).expect("store_logs after reopen");
     assert_holds(&fixture.reopen(store), &logs);
+}
+
+/// The stored commit index survives close and reopen.
+pub fn reopen_keeps_commit_index<S: LogStore>(fixture: &Fixture<S>) {
+    let store = fixture.fresh();
+    store.store_logs_with_commit(&entries(1..=6, 2), 4).expect("store_logs_with_commit");
+    let before = store.commit_index().expect("commit_index");
+    let store = fixture.reopen(store);
+    assert_eq!(store.commit_index().expect("commit_index"), before);
+    assert!(matches!(before, None | Some(4)), "{before:?}");
 }

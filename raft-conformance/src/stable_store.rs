@@ -1,6 +1,7 @@
 //! The [`StableStore`] conformance cases, run through [`stable_store_suite!`](crate::stable_store_suite).
 
 use crate::Fixture;
+use raft_core::stable::STABLE_KEY_MAX;
 use raft_core::{StableStore, StoreError};
 
 /// A key never set reads as `None`, as bytes and as a `u64`.
@@ -50,6 +51,25 @@ pub fn wrong_width_u64_is_corrupt<S: StableStore>(fixture: &Fixture<S>) {
     store.set(b"term", b"abc").expect("set");
     let err = store.get_u64(b"term").expect_err("3 bytes are not a u64");
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+}
+
+/// Keys of up to `STABLE_KEY_MAX` bytes are stored; a longer one is
+/// refused with `KeyTooLong` by `set` and `get` alike, on every store.
+pub fn keys_up_to_the_maximum_are_stored_and_longer_ones_refused<S: StableStore>(fixture: &Fixture<S>) {
+    let store = fixture.fresh();
+    let longest = vec![b'k'; STABLE_KEY_MAX];
+    store.set(&longest, b"fits").expect("a key of the maximum length");
+    assert_eq!(store.get(&longest).expect("get").as_deref(), Some(&b"fits"[..]));
+    let longer = vec![b'k'; STABLE_KEY_MAX + 1];
+    for result in [store.set(&longer, b"x").map(|_| None), store.get(&longer)] {
+        match result {
+            Err(StoreError::KeyTooLong { len, max }) => {
+                assert_eq!((len, max), (STABLE_KEY_MAX + 1, STABLE_KEY_MAX))
+            }
+            other => panic!("a key of {} bytes: expected KeyTooLong, got {other:?}", STABLE_KEY_MAX + 1),
+        }
+    }
+    assert_eq!(store.get(&longest).expect("get").as_deref(), Some(&b"fits"[..]));
 }
 
 /// Values survive close and reopen.

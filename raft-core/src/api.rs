@@ -166,6 +166,11 @@ impl<F: Fsm> Raft<F> {
         let configurations = &recovered.configurations;
         shared.set_configuration(configurations.latest_index, configurations.latest.clone());
         shared.last_snapshot_index.store(recovered.snapshot.index, Ordering::Release);
+        // What was recovered is visible from the handle as soon as `new` returns.
+        shared.term.store(recovered.term, Ordering::Release);
+        shared.last_log_index.store(recovered.last_index, Ordering::Release);
+        shared.last_log_term.store(recovered.last_term, Ordering::Release);
+        shared.commit_index.store(recovered.commit_index, Ordering::Release);
         let (observers, _) = broadcast::channel(OBSERVER_QUEUE);
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (requests_tx, requests) = mpsc::channel(REQUEST_QUEUE);

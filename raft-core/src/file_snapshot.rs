@@ -8,7 +8,13 @@
 //!                         then the snapshot meta as `codec::encode_snapshot_meta` writes it
 //! <dir>/<id>/state.bin    the FSM's state, as its `persist` wrote it
 //! <dir>/<id>.tmp/         a snapshot being written; never listed, removed on open
+//! <dir>/raft-kit.lock     held (flock) by the open store, so that a second one
+//!                         cannot open the directory
 //! ```
+//!
+//! Anything else in the directory (a file that is not a snapshot directory,
+//! a `.tmp` name that is not a directory) is not this store's: it is skipped
+//! with a warning and left alone.
 //!
 //! A snapshot is written into `<id>.tmp`, both files are fsynced, then the
 //! directory is renamed to `<id>` and the parent fsynced: a crash leaves a
@@ -34,29 +40,40 @@ const META_SIZE_MAX: u64 = 16 << 20;
 /// Buffer size of state reads and writes.
 const BUFFER_SIZE: usize = 256 << 10;
 
+const LOCK_FILE: &str = "raft-kit.lock";
+
 /// Stores snapshots as directories under one directory, keeping the newest
-/// `retain` of them.
+/// `retain` of them. Clones share the store (and its lock on the directory).
 #[derive(Debug, Clone)]
 pub struct FileSnapshotStore {
     dir: PathBuf,
     retain: usize,
+    _lock: std::sync::Arc<crate::lock::LockFile>,
 }
 
 impl FileSnapshotStore {
     /// Opens (creating if needed) a store in `dir` that keeps the newest
     /// `retain` snapshots (at least one). Removes what an interrupted write
-    /// left behind.
+    /// left behind. A directory another open store holds is
+    /// [`SnapshotError::Locked`].
     pub fn open(dir: impl AsRef<Path>, retain: usize) -> Result<Self, SnapshotError> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir)?;
+        let lock = crate::lock::LockFile::acquire(dir.join(LOCK_FILE))?;
         for entry in fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(TMP_SUFFIX)) {
+            let entry = entry?;
+            let path = entry.path();
+            if !path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(TMP_SUFFIX)) {
+                continue;
+            }
+            if entry.file_type()?.is_dir() {
                 tracing::info!(path = %path.display(), "removing an unfinished snapshot");
                 fs::remove_dir_all(&path)?;
+            } else {
+                tracing::warn!(path = %path.display(), "leaving alone a file that is not a snapshot");
             }
         }
-        Ok(Self { dir, retain: retain.max(1) })
+        Ok(Self { dir, retain: retain.max(1), _lock: std::sync::Arc::new(lock) })
     }
 
     /// The directory the store keeps its snapshots in.
@@ -143,6 +160,9 @@ impl SnapshotStore for FileSnapshotStore {
             let entry = entry?;
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
             if name.ends_with(TMP_SUFFIX) || !entry.file_type()?.is_dir() {
+                if name != LOCK_FILE && !name.ends_with(TMP_SUFFIX) {
+                    tracing::debug!(name, "skipping a file that is not a snapshot");
+                }
                 continue;
             }
             match self.read_meta(&name, &entry.path()) {

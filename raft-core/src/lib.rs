@@ -2,13 +2,14 @@
 //!
 //! This crate holds what every raft-kit node is made of: the plugin traits
 //! that storage and transport crates implement, the one codec for every byte
-//! that reaches a disk or a wire, and (as it lands) the Raft node itself.
+//! that reaches a disk or a wire, and the Raft node itself.
 //!
 //! # Layout
 //!
 //! - [`configuration`]: [`ServerId`], [`ServerAddress`], [`Suffrage`], [`Server`], [`Configuration`].
 //! - [`log`]: [`Log`], [`LogKind`] and the [`LogStore`] trait with its [`StoreError`].
 //! - [`stable`]: the [`StableStore`] trait (term, vote, commit index).
+//! - [`lock`]: [`lock::LockFile`], the exclusive lock durable stores take on their files.
 //! - [`snapshot`]: [`SnapshotMeta`], the [`SnapshotStore`] trait and its [`SnapshotSink`].
 //! - [`file_snapshot`]: [`FileSnapshotStore`], snapshots on disk, atomic and CRC-checked.
 //! - [`discard_snapshot`]: [`DiscardSnapshotStore`], which keeps nothing.
@@ -40,6 +41,7 @@ pub mod configuration;
 pub mod discard_snapshot;
 pub mod file_snapshot;
 pub mod fsm;
+pub mod lock;
 pub mod log;
 pub mod snapshot;
 pub mod stable;

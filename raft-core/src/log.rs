@@ -102,6 +102,34 @@ pub enum StoreError {
         /// The version this code writes.
         expected: u32,
     },
+    /// Entries from `index` on were asked for, but the log now starts at
+    /// `first_index`: the ones before it were compacted away (or, for index
+    /// 0, never existed). The core answers a follower that needs them with a
+    /// snapshot.
+    #[error("log index {index} is compacted: the log starts at {first_index}")]
+    Compacted {
+        /// The first index asked for.
+        index: u64,
+        /// The store's first index.
+        first_index: u64,
+    },
+    /// Another store, in this process or another, holds the store's files;
+    /// `path` is the lock file it holds. Stop the other node (or point this
+    /// one at its own directory) and open again.
+    #[error("the store is in use: {} is locked by another open store", path.display())]
+    Locked {
+        /// The lock file.
+        path: std::path::PathBuf,
+    },
+    /// A stable-store key is longer than [`STABLE_KEY_MAX`](crate::stable::STABLE_KEY_MAX)
+    /// bytes, the most every store takes.
+    #[error("stable key of {len} bytes is longer than the maximum of {max}")]
+    KeyTooLong {
+        /// The key's length.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
     /// The store was closed.
     #[error("store is closed")]
     Closed,
@@ -141,26 +169,35 @@ pub trait LogStore: Send + Sync + 'static {
     /// The index of the last stored entry, 0 when the store is empty.
     fn last_index(&self) -> Result<u64, StoreError>;
 
-    /// The entry at `index`, or `None` when it is not stored.
+    /// The entry at `index`, or `None` when it is not stored (below the
+    /// first index or above the last). An index between the first and the
+    /// last that the store cannot return is damage: [`StoreError::Corrupt`].
     fn get_log(&self, index: u64) -> Result<Option<Log>, StoreError>;
 
     /// The entries from `first` to `last` inclusive, in order, stopping early
-    /// once the payload bytes returned reach `bytes_max` (at least one entry is
-    /// returned if `first` is stored) or at the first index not stored.
+    /// once the payload bytes returned reach `bytes_max` (at least one entry
+    /// is returned when `first` is stored).
+    ///
+    /// - A range that starts before the first stored entry is
+    ///   [`StoreError::Compacted`]: what it asks for is gone.
+    /// - A range that starts after the last stored entry, or an empty store,
+    ///   gives an empty vector; a range that ends after it stops at the last.
+    /// - An index inside the stored run that the store cannot return is
+    ///   [`StoreError::Corrupt`], never a short answer.
+    ///
+    /// The default reads one entry at a time with [`get_log`](Self::get_log).
     fn get_logs(&self, first: u64, last: u64, bytes_max: u64) -> Result<Vec<Log>, StoreError> {
+        let (stored_first, stored_last) = (self.first_index()?, self.last_index()?);
+        let Some(last) = check_range(stored_first, stored_last, first, last)? else { return Ok(Vec::new()) };
         let mut logs = Vec::new();
         let mut bytes_total = 0u64;
         for index in first..=last {
             if !logs.is_empty() && bytes_total >= bytes_max {
                 break;
             }
-            match self.get_log(index)? {
-                Some(log) => {
-                    bytes_total += log.payload_size();
-                    logs.push(log);
-                }
-                None => break,
-            }
+            let log = self.get_log(index)?.ok_or_else(|| missing_entry(index, stored_first, stored_last))?;
+            bytes_total += log.payload_size();
+            logs.push(log);
         }
         Ok(logs)
     }
@@ -183,9 +220,11 @@ pub trait LogStore: Send + Sync + 'static {
         self.store_logs(logs)
     }
 
-    /// The commit index last stored by
-    /// [`store_logs_with_commit`](Self::store_logs_with_commit), or `None`
-    /// when the store does not keep one (the default).
+    /// The highest commit index stored by
+    /// [`store_logs_with_commit`](Self::store_logs_with_commit) (0 before
+    /// any), kept across reopening, or `None` when the store does not keep
+    /// one (the default). On start the node re-applies entries up to it, and
+    /// refuses to start when neither the log nor a snapshot holds them.
     fn commit_index(&self) -> Result<Option<u64>, StoreError> {
         Ok(None)
     }
@@ -260,6 +299,46 @@ pub fn check_batch(last: u64, logs: &[Log]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Applies [`LogStore::get_logs`]' range rules to a request for
+/// `first..=last` over a stored run `stored_first..=stored_last` (both 0
+/// when empty): `Ok(None)` when nothing in the range is stored, the last
+/// index to read otherwise, [`StoreError::Compacted`] for a range starting
+/// before the run. Every store calls it so that all answer alike.
+pub fn check_range(
+    stored_first: u64,
+    stored_last: u64,
+    first: u64,
+    last: u64,
+) -> Result<Option<u64>, StoreError> {
+    if stored_last == 0 || first > last || first > stored_last {
+        return Ok(None);
+    }
+    if first < stored_first {
+        return Err(StoreError::Compacted { index: first, first_index: stored_first });
+    }
+    Ok(Some(last.min(stored_last)))
+}
+
+/// The error for an entry inside the stored run `first..=last` that a store
+/// cannot return: a hole in what must be contiguous, so damage.
+pub fn missing_entry(index: u64, first: u64, last: u64) -> StoreError {
+    StoreError::Corrupt {
+        location: format!("log index {index}"),
+        reason: format!("the entry is missing, though the log holds {first}..={last}"),
+    }
+}
+
+/// What `get_log(index)` answers when a store did not find `index` in its
+/// stored run `first..=last` (both 0 when empty): `None` outside the run,
+/// [`StoreError::Corrupt`] inside it.
+pub fn not_found(index: u64, first: u64, last: u64) -> Result<Option<Log>, StoreError> {
+    if last != 0 && (first..=last).contains(&index) {
+        Err(missing_entry(index, first, last))
+    } else {
+        Ok(None)
+    }
+}
+
 /// Decodes an entry a store kept with [`codec::encode_log_with_crc`](crate::codec::encode_log_with_crc)
 /// under key `index`: a bad checksum, a bad encoding or an entry of another
 /// index is [`StoreError::Corrupt`] naming the index.
@@ -322,6 +401,31 @@ mod tests {
         for (first, last, min, max, plan) in table {
             let got = plan_delete(first, last, min, max).ok();
             assert_eq!(got, plan, "log {first}..={last}, delete {min}..={max}");
+        }
+    }
+
+    #[test]
+    fn ranges_follow_the_get_logs_rules() {
+        let table = [
+            // stored first, last, asked first, last, outcome
+            (0, 0, 1, 10, Ok(None)),
+            (5, 10, 5, 10, Ok(Some(10))),
+            (5, 10, 6, 20, Ok(Some(10))),
+            (5, 10, 11, 20, Ok(None)),
+            (5, 10, 8, 7, Ok(None)),
+            (5, 10, 4, 10, Err(4)),
+            (5, 10, 0, 3, Err(0)),
+            (1, 10, 0, 3, Err(0)),
+        ];
+        for (stored_first, stored_last, first, last, outcome) in table {
+            let got = check_range(stored_first, stored_last, first, last).map_err(|e| match e {
+                StoreError::Compacted { index, first_index } => {
+                    assert_eq!(first_index, stored_first);
+                    index
+                }
+                other => panic!("{other:?}"),
+            });
+            assert_eq!(got, outcome, "stored {stored_first}..={stored_last}, asked {first}..={last}");
         }
     }
 

@@ -96,6 +96,13 @@ pub enum SnapshotError {
         /// Its version.
         version: u32,
     },
+    /// Another store, in this process or another, holds the store's
+    /// directory; `path` is the lock file it holds.
+    #[error("the snapshot store is in use: {} is locked by another open store", path.display())]
+    Locked {
+        /// The lock file.
+        path: std::path::PathBuf,
+    },
     /// An error from the storage underneath.
     #[error("snapshot store error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -3,11 +3,26 @@
 use crate::StoreError;
 use std::sync::Arc;
 
+/// The longest key every [`StableStore`] takes, in bytes. Longer keys are
+/// refused with [`StoreError::KeyTooLong`] by every store (LMDB's own limit is
+/// 511 bytes), so an application that works on one store works on all.
+pub const STABLE_KEY_MAX: usize = 256;
+
+/// Refuses a key longer than [`STABLE_KEY_MAX`]; stores call it in `set` and `get`.
+pub fn check_key(key: &[u8]) -> Result<(), StoreError> {
+    if key.len() > STABLE_KEY_MAX {
+        return Err(StoreError::KeyTooLong { len: key.len(), max: STABLE_KEY_MAX });
+    }
+    Ok(())
+}
+
 /// Durable key-value storage for the few values Raft must not forget: the
 /// current term, the vote cast in it, and the last known commit index.
 ///
 /// `set` and `set_u64` share one key space and are durable when they return.
-/// A missing key reads as `None`. Calls are synchronous, like [`LogStore`](crate::LogStore)'s.
+/// A missing key reads as `None`. Keys are at most [`STABLE_KEY_MAX`] bytes
+/// (the empty key included); a longer one is [`StoreError::KeyTooLong`].
+/// Calls are synchronous, like [`LogStore`](crate::LogStore)'s.
 pub trait StableStore: Send + Sync + 'static {
     /// Stores `value` under `key`, replacing any earlier value.
     fn set(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError>;

@@ -1,7 +1,8 @@
 //! FileSnapshotStore passes the snapshot store suite (with reopen), detects
 //! damage on open and at the end of a read, never lists an unfinished
-//! snapshot, reaps crash leftovers and old snapshots; DiscardSnapshotStore
-//! keeps nothing.
+//! snapshot, reaps crash leftovers and old snapshots, leaves files that are
+//! not its own alone, and refuses a directory another store holds;
+//! DiscardSnapshotStore keeps nothing.
 
 use raft_conformance::{Guarded, snapshot_store_suite};
 use raft_core::{
@@ -106,13 +107,18 @@ fn crash_leftovers_are_never_listed_and_are_reaped_on_open() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = FileSnapshotStore::open(dir.path(), 2).expect("open");
     let kept = write(&store, 3, b"whole");
-    // What a crash in the middle of writing leaves: a .tmp directory.
+    // What a crash in the middle of writing leaves: a .tmp directory (the
+    // process that held the sink is gone, and with it the store's lock).
     let mut sink = store.create(new_snapshot(9)).expect("create");
     sink.write_all(b"half of it").expect("write");
-    let leftover = dir.path().join(format!("{}.tmp", sink.id()));
-    std::mem::forget(sink);
-    assert!(leftover.exists());
+    sink.flush().expect("flush");
+    let unfinished = dir.path().join(format!("{}.tmp", sink.id()));
+    let leftover = dir.path().join("1-9-0000000000000-000001.tmp");
+    std::fs::create_dir(&leftover).expect("leftover");
+    std::fs::copy(unfinished.join("state.bin"), leftover.join("state.bin")).expect("copy");
+    sink.cancel().expect("cancel");
     assert_eq!(store.list().expect("list").len(), 1, "an unfinished snapshot is not listed");
+    drop(store);
     let reopened = FileSnapshotStore::open(dir.path(), 2).expect("reopen");
     assert!(!leftover.exists(), "the leftover was reaped");
     assert_eq!(reopened.list().expect("list")[0].id, kept);
@@ -148,4 +154,37 @@ fn the_discard_store_accepts_snapshots_and_keeps_none() {
     assert!(store.list().expect("list").is_empty());
     assert!(matches!(store.open(&id), Err(SnapshotError::NotFound { .. })));
     store.create(new_snapshot(8)).expect("create").cancel().expect("cancel");
+}
+
+#[test]
+fn files_that_are_not_snapshots_are_skipped_and_left_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kept = {
+        let store = FileSnapshotStore::open(dir.path(), 2).expect("open");
+        write(&store, 3, b"whole")
+    };
+    // A regular file with the suffix of a snapshot being written, and one
+    // with any other name: neither is ours.
+    std::fs::write(dir.path().join("notes.tmp"), b"an operator's file").expect("write");
+    std::fs::write(dir.path().join("README"), b"another").expect("write");
+    let store = FileSnapshotStore::open(dir.path(), 2).expect("a stray file is not fatal");
+    let listed: Vec<String> = store.list().expect("list").into_iter().map(|m| m.id).collect();
+    assert_eq!(listed, vec![kept]);
+    assert_eq!(std::fs::read(dir.path().join("notes.tmp")).expect("kept"), b"an operator's file");
+    assert!(dir.path().join("README").exists());
+}
+
+/// The child process of the lock test; does nothing in a normal run.
+#[test]
+fn lock_child() {
+    raft_conformance::exclusive::child(|path| FileSnapshotStore::open(path, 2));
+}
+
+#[test]
+fn a_second_open_of_a_live_directory_is_refused() {
+    raft_conformance::exclusive::second_open_is_refused(
+        "lock_child",
+        |path| FileSnapshotStore::open(path, 2),
+        |error| matches!(error, SnapshotError::Locked { path } if path.ends_with("raft-kit.lock")),
+    );
 }

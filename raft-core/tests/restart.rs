@@ -206,3 +206,60 @@ async fn restart_refuses_a_snapshot_of_a_newer_format() {
         "{err:?}"
     );
 }
+
+/// A node's stores as a crash while installing a snapshot can leave them:
+/// a snapshot through index 10 in term 3, and the old log 1..=15 in term 2,
+/// whose entries up to `commit_index` were committed.
+fn conflicting_stores(commit_index: u64) -> (store_mem::MemLogStore, store_mem::InmemSnapshotStore) {
+    let logs = store_mem::MemLogStore::new();
+    let entries: Vec<Log> = (1..=15).map(|i| Log::command(i, 2, num(i))).collect();
+    logs.store_logs_with_commit(&entries, commit_index).expect("store");
+    let snapshots = store_mem::InmemSnapshotStore::new();
+    let new = NewSnapshot {
+        version: SNAPSHOT_VERSION,
+        index: 10,
+        term: 3,
+        configuration: configuration(1),
+        configuration_index: 1,
+    };
+    let mut sink = snapshots.create(new).expect("create");
+    std::io::Write::write_all(&mut sink, &55u64.to_le_bytes()).expect("write");
+    sink.close().expect("close");
+    (logs, snapshots)
+}
+
+async fn start_on(
+    logs: store_mem::MemLogStore,
+    snapshots: store_mem::InmemSnapshotStore,
+) -> Result<Raft<SumFsm>, RaftError> {
+    let network = transport_inmem::InmemNetwork::new(16);
+    let stable = store_mem::MemStableStore::new();
+    stable.set_u64(b"CurrentTerm", 3).expect("term");
+    Raft::new(config("node-0"), SumFsm::default(), logs, stable, snapshots, network.transport(addr(0))).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_conflicts_with_a_snapshot_past_its_commit_index_is_cleared() {
+    let (logs, snapshots) = conflicting_stores(5);
+    let raft = start_on(logs, snapshots).await.expect("the uncommitted conflicting entries may go");
+    assert_eq!((raft.last_index(), raft.stats().last_snapshot_index, raft.applied_index()), (10, 10, 10));
+    raft.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_conflicts_with_a_snapshot_at_a_committed_entry_is_refused() {
+    let (logs, snapshots) = conflicting_stores(12);
+    let err = start_on(logs, snapshots).await.expect_err("a committed entry disagrees with the snapshot");
+    assert!(
+        matches!(
+            &err,
+            RaftError::Recovery(RecoveryError::LogConflictsWithSnapshot {
+                index: 10,
+                snapshot_term: 3,
+                log_term: 2,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+}

@@ -4,6 +4,13 @@
 //! One [`LmdbStore`] holds the log and the stable values in one LMDB
 //! environment, as raft-boltdb does, so a node needs one store for both.
 //!
+//! Every entry carries a CRC32, a hole inside the log reads as
+//! [`StoreError::Corrupt`](raft_core::StoreError::Corrupt), an emptied or
+//! truncated data file is refused on open, and an open store holds an
+//! exclusive lock on its directory. But **LMDB keeps no checksums of its own
+//! pages**: damage to a B-tree page can go unnoticed or, at worst, crash the
+//! process. Where the disk is not trusted, `store-redb` checks every page.
+//!
 //! # Layout
 //!
 //! - [`LmdbStore`]: the store; [`LmdbOptions`] opens it.

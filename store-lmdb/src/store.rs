@@ -2,7 +2,11 @@ use crate::env;
 use heed::byteorder::BigEndian;
 use heed::types::{Bytes as RawBytes, Str, U64};
 use heed::{CommitOrAbort, Database, Env, EnvFlags, MdbError, PutFlags, RoTxn, RwTxn, WithoutTls};
-use raft_core::log::{DeletePlan, check_batch, decode_stored_entry, plan_delete};
+use raft_core::lock::LockFile;
+use raft_core::log::{
+    DeletePlan, check_batch, check_range, decode_stored_entry, missing_entry, not_found, plan_delete,
+};
+use raft_core::stable::check_key;
 use raft_core::{Log, LogStore, StableStore, StoreError, codec};
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard};
@@ -11,14 +15,22 @@ use std::sync::{RwLock, RwLockReadGuard};
 pub const FORMAT_VERSION: u64 = 1;
 
 const META_FORMAT: &str = "format_version";
+const DATA_FILE: &str = "data.mdb";
+/// Held (flock) by the open store, so that no other store opens the directory.
+const LOCK_FILE: &str = "raft-kit.lock";
+/// Where a new store is made before its data file is moved in.
+const STAGING_DIR: &str = ".raft-kit-creating";
 const META_COMMIT: &str = "commit_index";
 /// LMDB's page size on the machines raft-kit targets; used only to check
 /// that the data file is not shorter than the pages LMDB says it holds.
 const PAGE_SIZE_MIN: u64 = 4096;
 
-type Logs = Database<'static, U64<BigEndian>, RawBytes>;
-type Stable = Database<'static, RawBytes, RawBytes>;
-type Meta = Database<'static, Str, U64<BigEndian>>;
+type LogsIn<'e> = Database<'e, U64<BigEndian>, RawBytes>;
+type StableIn<'e> = Database<'e, RawBytes, RawBytes>;
+type MetaIn<'e> = Database<'e, Str, U64<BigEndian>>;
+type Logs = LogsIn<'static>;
+type Stable = StableIn<'static>;
+type Meta = MetaIn<'static>;
 
 /// What a write promises when it returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -79,56 +91,126 @@ impl LmdbOptions {
         self
     }
 
-    /// Opens the store, creating the environment and its databases if
-    /// needed. Another format version is [`StoreError::UnsupportedVersion`];
-    /// a data file shorter than its pages (truncated) is [`StoreError::Corrupt`].
+    /// Opens the store, creating the environment, its databases and its
+    /// format record if the directory holds no data file.
+    ///
+    /// - Another format version is [`StoreError::UnsupportedVersion`].
+    /// - A data file that exists but is empty, shorter than its pages
+    ///   (truncated) or lacks the store's tables or format record was created
+    ///   and has lost its contents: [`StoreError::Corrupt`], never a new store.
+    /// - A directory another open `LmdbStore` holds, in this process or
+    ///   another, is [`StoreError::Locked`] (naming the lock file).
+    ///
+    /// A new store is written in a staging directory and its data file
+    /// moved in whole, so a crash while creating leaves no data file at all.
     pub fn open(self) -> Result<LmdbStore, StoreError> {
         std::fs::create_dir_all(&self.dir)?;
-        let round = |bytes: usize| bytes.div_ceil(1 << 16).max(1) << 16;
-        let map_size = round(self.map_size_initial.min(self.map_size_max));
-        let flags = match self.durability {
-            Durability::Full => EnvFlags::empty(),
-            Durability::NoMetaSync => EnvFlags::NO_META_SYNC,
-            Durability::NoSync => EnvFlags::NO_SYNC,
-        };
+        let lock = LockFile::acquire(self.dir.join(LOCK_FILE))?;
+        let data = self.dir.join(DATA_FILE);
+        match std::fs::metadata(&data) {
+            Ok(meta) if meta.len() == 0 => {
+                return Err(lost(&data, "the data file is empty"));
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => self.create(&data)?,
+            Err(error) => return Err(error.into()),
+        }
         let dir = self.dir.clone();
-        let env = env::open(&dir, map_size, flags).map_err(|e| map_error(&dir, e))?;
+        let env = env::open(&dir, self.map_size(), self.flags()).map_err(|e| map_error(&dir, e))?;
         check_not_truncated(&env, &dir)?;
-        let wtxn = env.write_txn().map_err(|e| map_error(&dir, e))?;
-        let created = env.create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
-            let logs: Database<'_, U64<BigEndian>, RawBytes> = opener.create_database(wtxn, Some("logs"))?;
-            let stable: Database<'_, RawBytes, RawBytes> = opener.create_database(wtxn, Some("stable"))?;
-            let meta: Database<'_, Str, U64<BigEndian>> = opener.create_database(wtxn, Some("meta"))?;
+        let rtxn = env.read_txn().map_err(|e| map_error(&dir, e))?;
+        let opened = env.open_databases_and_commit(rtxn, |opener, rtxn| -> heed::Result<_> {
+            let logs: Option<LogsIn<'_>> = opener.open_database(rtxn, Some("logs"))?;
+            let stable: Option<StableIn<'_>> = opener.open_database(rtxn, Some("stable"))?;
+            let meta: Option<MetaIn<'_>> = opener.open_database(rtxn, Some("meta"))?;
             Ok(CommitOrAbort::<_, ()>::Commit((logs, stable, meta)))
         });
-        let (logs, stable, meta): (Logs, Stable, Meta) =
-            created.map_err(|e| map_error(&dir, e))?.unwrap_commit();
-        let mut wtxn = env.write_txn().map_err(|e| map_error(&dir, e))?;
-        match meta.get(&wtxn, META_FORMAT).map_err(|e| map_error(&dir, e))? {
-            None => meta.put(&mut wtxn, META_FORMAT, &FORMAT_VERSION).map_err(|e| map_error(&dir, e))?,
+        let opened: (Option<Logs>, Option<Stable>, Option<Meta>) =
+            opened.map_err(|e| map_error(&dir, e))?.unwrap_commit();
+        let (Some(logs), Some(stable), Some(meta)) = opened else {
+            return Err(lost(&data, "the store's tables are missing"));
+        };
+        let rtxn = env.read_txn().map_err(|e| map_error(&dir, e))?;
+        match meta.get(&rtxn, META_FORMAT).map_err(|e| map_error(&dir, e))? {
             Some(FORMAT_VERSION) => {}
+            None => return Err(lost(&data, "the format record is missing")),
             Some(found) => {
                 let found = u32::try_from(found).unwrap_or(u32::MAX);
                 return Err(StoreError::UnsupportedVersion { found, expected: FORMAT_VERSION as u32 });
             }
         }
-        wtxn.commit().map_err(|e| map_error(&dir, e))?;
+        drop(rtxn);
         Ok(LmdbStore {
             env,
             logs,
             stable,
             meta,
             dir: self.dir,
-            map_size_max: round(self.map_size_max),
+            map_size_max: round_map_size(self.map_size_max),
             resize: RwLock::new(()),
+            _lock: lock,
         })
+    }
+
+    fn map_size(&self) -> usize {
+        round_map_size(self.map_size_initial.min(self.map_size_max))
+    }
+
+    fn flags(&self) -> EnvFlags {
+        match self.durability {
+            Durability::Full => EnvFlags::empty(),
+            Durability::NoMetaSync => EnvFlags::NO_META_SYNC,
+            Durability::NoSync => EnvFlags::NO_SYNC,
+        }
+    }
+
+    /// Creates a new environment with its tables and format record in a
+    /// staging directory, then moves its data file to `data` and syncs the
+    /// directory: the data file appears whole or not at all.
+    fn create(&self, data: &Path) -> Result<(), StoreError> {
+        let staging = self.dir.join(STAGING_DIR);
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging)?;
+        }
+        std::fs::create_dir(&staging)?;
+        {
+            let env =
+                env::open(&staging, self.map_size(), self.flags()).map_err(|e| map_error(&staging, e))?;
+            let wtxn = env.write_txn().map_err(|e| map_error(&staging, e))?;
+            let created = env.create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
+                let _: LogsIn<'_> = opener.create_database(wtxn, Some("logs"))?;
+                let _: StableIn<'_> = opener.create_database(wtxn, Some("stable"))?;
+                let meta: MetaIn<'_> = opener.create_database(wtxn, Some("meta"))?;
+                meta.put(wtxn, META_FORMAT, &FORMAT_VERSION)?;
+                Ok(CommitOrAbort::<_, ()>::Commit(()))
+            });
+            created.map_err(|e| map_error(&staging, e))?;
+            env.force_sync().map_err(|e| map_error(&staging, e))?;
+            env.prepare_for_closing().wait();
+        }
+        std::fs::rename(staging.join(DATA_FILE), data)?;
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        std::fs::remove_dir_all(&staging)?;
+        Ok(())
+    }
+}
+
+fn round_map_size(bytes: usize) -> usize {
+    bytes.div_ceil(1 << 16).max(1) << 16
+}
+
+/// The error for a data file that was created and has lost its contents.
+fn lost(data: &Path, what: &str) -> StoreError {
+    StoreError::Corrupt {
+        location: data.display().to_string(),
+        reason: format!("{what}: the store was created and has lost its contents"),
     }
 }
 
 /// LMDB maps the data file into memory; reading a page past the end of a
 /// truncated file would kill the process (SIGBUS). Refuse such a file up front.
 fn check_not_truncated(env: &Env<WithoutTls>, dir: &Path) -> Result<(), StoreError> {
-    let path = dir.join("data.mdb");
+    let path = dir.join(DATA_FILE);
     let len = std::fs::metadata(&path)?.len();
     let pages = env.info().last_page_number as u64 + 1;
     let page_size = (env.unnamed_database_stat().page_size as u64).max(PAGE_SIZE_MIN);
@@ -172,6 +254,7 @@ pub struct LmdbStore {
     map_size_max: usize,
     /// Every transaction holds this shared; growing the map holds it alone.
     resize: RwLock<()>,
+    _lock: LockFile,
 }
 
 impl std::fmt::Debug for LmdbStore {
@@ -295,31 +378,41 @@ impl LogStore for LmdbStore {
 
     fn get_log(&self, index: u64) -> Result<Option<Log>, StoreError> {
         self.read(|rtxn| {
-            let value = self.logs.get(rtxn, &index).map_err(|e| self.map(e))?;
-            value.map(|v| decode_stored_entry(index, v)).transpose()
+            match self.logs.get(rtxn, &index).map_err(|e| self.map(e))? {
+                Some(value) => decode_stored_entry(index, value).map(Some),
+                None => {
+                    // Inside the stored run a miss can only be damage.
+                    let (first, last) = self.bounds(rtxn).map_err(|e| self.map(e))?;
+                    not_found(index, first, last)
+                }
+            }
         })
     }
 
     fn get_logs(&self, first: u64, last: u64, bytes_max: u64) -> Result<Vec<Log>, StoreError> {
-        if first > last {
-            return Ok(Vec::new());
-        }
         self.read(|rtxn| {
+            let (stored_first, stored_last) = self.bounds(rtxn).map_err(|e| self.map(e))?;
+            let Some(last) = check_range(stored_first, stored_last, first, last)? else {
+                return Ok(Vec::new());
+            };
             let mut logs = Vec::new();
             let mut bytes_total = 0u64;
-            for (expected, item) in
-                (first..).zip(self.logs.range(rtxn, &(first..=last)).map_err(|e| self.map(e))?)
-            {
+            let mut expected = first;
+            for item in self.logs.range(rtxn, &(first..=last)).map_err(|e| self.map(e))? {
                 if !logs.is_empty() && bytes_total >= bytes_max {
-                    break;
+                    return Ok(logs);
                 }
                 let (index, value) = item.map_err(|e| self.map(e))?;
                 if index != expected {
-                    break;
+                    return Err(missing_entry(expected, stored_first, stored_last));
                 }
                 let log = decode_stored_entry(index, value)?;
                 bytes_total += log.payload_size();
                 logs.push(log);
+                expected += 1;
+            }
+            if expected <= last {
+                return Err(missing_entry(expected, stored_first, stored_last));
             }
             Ok(logs)
         })
@@ -386,11 +479,13 @@ fn stable_key(key: &[u8]) -> Vec<u8> {
 
 impl StableStore for LmdbStore {
     fn set(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        check_key(key)?;
         let key = stable_key(key);
         self.write(|wtxn| self.stable.put(wtxn, &key, value))
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        check_key(key)?;
         let key = stable_key(key);
         self.read(|rtxn| Ok(self.stable.get(rtxn, &key).map_err(|e| self.map(e))?.map(<[u8]>::to_vec)))
     }

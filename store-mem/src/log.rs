@@ -1,4 +1,4 @@
-use raft_core::log::{DeletePlan, check_batch, plan_delete};
+use raft_core::log::{DeletePlan, check_batch, check_range, plan_delete};
 use raft_core::{Log, LogStore, StoreError};
 use std::collections::VecDeque;
 use std::sync::RwLock;
@@ -63,6 +63,10 @@ impl LogStore for MemLogStore {
 
     fn get_logs(&self, first: u64, last: u64, bytes_max: u64) -> Result<Vec<Log>, StoreError> {
         let logs = self.read();
+        let (stored_first, stored_last) = bounds(&logs);
+        if check_range(stored_first, stored_last, first, last)?.is_none() {
+            return Ok(Vec::new());
+        }
         let Some(start) = position(&logs, first) else { return Ok(Vec::new()) };
         let mut out = Vec::new();
         let mut bytes_total = 0u64;

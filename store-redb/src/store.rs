@@ -1,4 +1,7 @@
-use raft_core::log::{DeletePlan, check_batch, decode_stored_entry, plan_delete};
+use raft_core::log::{
+    DeletePlan, check_batch, check_range, decode_stored_entry, missing_entry, not_found, plan_delete,
+};
+use raft_core::stable::check_key;
 use raft_core::{Log, LogStore, StableStore, StoreError, codec};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -65,22 +68,76 @@ impl RedbOptions {
         self
     }
 
-    /// Opens the store, creating the file and its tables if needed. A file
-    /// written by another format version is [`StoreError::UnsupportedVersion`];
-    /// a damaged one is [`StoreError::Corrupt`].
+    /// Opens the store, creating the file (and its parent directory), its
+    /// tables and its format record if the file does not exist.
+    ///
+    /// - A file written by another format version is [`StoreError::UnsupportedVersion`].
+    /// - A damaged file is [`StoreError::Corrupt`]; so is a file that exists
+    ///   but is empty or lacks the store's tables or format record: it was
+    ///   created and has lost its contents, and is never taken for a new store.
+    /// - A file another open store holds, in this process or another, is
+    ///   [`StoreError::Locked`] (redb locks the file itself).
+    ///
+    /// A new store is written under a temporary name beside `path` and
+    /// renamed into place, so a crash while creating leaves no file at all.
     pub fn open(self) -> Result<RedbStore, StoreError> {
+        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        match std::fs::metadata(&self.path) {
+            Ok(meta) if meta.len() == 0 => return Err(lost(&self.path, "the file is empty")),
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => self.create()?,
+            Err(error) => return Err(error.into()),
+        }
+        let path = self.path.clone();
+        let db = guarded(&path, || {
+            self.builder().open(&path).map_err(redb::Error::from).map_err(|e| map_error(&path, e))
+        })?;
+        let store = RedbStore { db, path: self.path, durability: self.durability };
+        store.check_format()?;
+        Ok(store)
+    }
+
+    fn builder(&self) -> redb::Builder {
         let mut builder = redb::Database::builder();
         builder.set_check_integrity_on_open(self.verify_on_open);
         if let Some(bytes) = self.cache_size {
             builder.set_cache_size(bytes);
         }
-        let path = self.path.clone();
-        let db = guarded(&path, || {
-            builder.create(&path).map_err(redb::Error::from).map_err(|e| map_error(&path, e))
+        builder
+    }
+
+    /// Creates the database with its tables and format record under a
+    /// temporary name, then renames it into place and syncs the directory.
+    fn create(&self) -> Result<(), StoreError> {
+        let mut staging = self.path.clone().into_os_string();
+        staging.push(".creating");
+        let staging = PathBuf::from(staging);
+        if staging.exists() {
+            std::fs::remove_file(&staging)?;
+        }
+        let db = guarded(&staging, || {
+            redb::Database::builder()
+                .create(&staging)
+                .map_err(redb::Error::from)
+                .map_err(|e| map_error(&staging, e))
         })?;
-        let store = RedbStore { db, path: self.path, durability: self.durability };
+        let store = RedbStore { db, path: staging.clone(), durability: Durability::Full };
         store.init()?;
-        Ok(store)
+        drop(store);
+        std::fs::rename(&staging, &self.path)?;
+        let parent = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::File::open(parent)?.sync_all()?;
+        Ok(())
+    }
+}
+
+/// The error for a file that was created and has lost its contents.
+fn lost(path: &Path, what: &str) -> StoreError {
+    StoreError::Corrupt {
+        location: path.display().to_string(),
+        reason: format!("{what}: the store was created and has lost its contents"),
     }
 }
 
@@ -118,6 +175,7 @@ fn map_error(path: &Path, error: redb::Error) -> StoreError {
         redb::Error::Corrupted(reason) => {
             StoreError::Corrupt { location: path.display().to_string(), reason }
         }
+        redb::Error::DatabaseAlreadyOpen => StoreError::Locked { path: path.to_path_buf() },
         redb::Error::Io(error) => StoreError::Io(error),
         other => StoreError::Backend(Box::new(other)),
     }
@@ -172,6 +230,28 @@ impl RedbStore {
         })
     }
 
+    /// Checks that an existing file has the store's tables and this code's
+    /// format record, reading only.
+    fn check_format(&self) -> Result<(), StoreError> {
+        self.read(|txn| {
+            let meta = match txn.open_table(META) {
+                Ok(meta) => meta,
+                Err(redb::TableError::TableDoesNotExist(_)) => {
+                    return Err(lost(&self.path, "the store's tables are missing"));
+                }
+                Err(error) => return Err(self.map(error)),
+            };
+            match meta.get(META_FORMAT).map_err(|e| self.map(e))?.map(|v| v.value()) {
+                Some(FORMAT_VERSION) => Ok(()),
+                None => Err(lost(&self.path, "the format record is missing")),
+                Some(found) => {
+                    let found = u32::try_from(found).unwrap_or(u32::MAX);
+                    Err(StoreError::UnsupportedVersion { found, expected: FORMAT_VERSION as u32 })
+                }
+            }
+        })
+    }
+
     /// Creates the tables and the format record, or checks the record.
     fn init(&self) -> Result<(), StoreError> {
         self.write(|txn| {
@@ -219,30 +299,42 @@ impl LogStore for RedbStore {
     fn get_log(&self, index: u64) -> Result<Option<Log>, StoreError> {
         self.read(|txn| {
             let table = txn.open_table(LOGS).map_err(|e| self.map(e))?;
-            let value = table.get(index).map_err(|e| self.map(e))?;
-            value.map(|v| decode_stored_entry(index, v.value())).transpose()
+            match table.get(index).map_err(|e| self.map(e))? {
+                Some(value) => decode_stored_entry(index, value.value()).map(Some),
+                None => {
+                    // Inside the stored run a miss can only be damage.
+                    let (first, last) = self.bounds_in(&table)?;
+                    not_found(index, first, last)
+                }
+            }
         })
     }
 
     fn get_logs(&self, first: u64, last: u64, bytes_max: u64) -> Result<Vec<Log>, StoreError> {
-        if first > last {
-            return Ok(Vec::new());
-        }
         self.read(|txn| {
             let table = txn.open_table(LOGS).map_err(|e| self.map(e))?;
+            let (stored_first, stored_last) = self.bounds_in(&table)?;
+            let Some(last) = check_range(stored_first, stored_last, first, last)? else {
+                return Ok(Vec::new());
+            };
             let mut logs = Vec::new();
             let mut bytes_total = 0u64;
-            for (expected, item) in (first..).zip(table.range(first..=last).map_err(|e| self.map(e))?) {
+            let mut expected = first;
+            for item in table.range(first..=last).map_err(|e| self.map(e))? {
                 if !logs.is_empty() && bytes_total >= bytes_max {
-                    break;
+                    return Ok(logs);
                 }
                 let (key, value) = item.map_err(|e| self.map(e))?;
                 if key.value() != expected {
-                    break;
+                    return Err(missing_entry(expected, stored_first, stored_last));
                 }
                 let log = decode_stored_entry(key.value(), value.value())?;
                 bytes_total += log.payload_size();
                 logs.push(log);
+                expected += 1;
+            }
+            if expected <= last {
+                return Err(missing_entry(expected, stored_first, stored_last));
             }
             Ok(logs)
         })
@@ -304,6 +396,7 @@ impl LogStore for RedbStore {
 
 impl StableStore for RedbStore {
     fn set(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        check_key(key)?;
         self.write(|txn| {
             let mut table = txn.open_table(STABLE).map_err(|e| self.map(e))?;
             table.insert(key, value).map_err(|e| self.map(e))?;
@@ -312,6 +405,7 @@ impl StableStore for RedbStore {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        check_key(key)?;
         self.read(|txn| {
             let table = txn.open_table(STABLE).map_err(|e| self.map(e))?;
             Ok(table.get(key).map_err(|e| self.map(e))?.map(|v| v.value().to_vec()))
