@@ -78,6 +78,15 @@ pub mod state;
 mod storage;
 
 pub use api::{ApplyResponse, Raft};
+
+/// The highest term a node adopts or campaigns in (2^63 − 1). A request or
+/// answer carrying a higher one is refused, never adopted, so that
+/// `term + 1` can never wrap; a node at this term no longer campaigns.
+pub const TERM_MAX: u64 = (1 << 63) - 1;
+
+/// The highest log index a node accepts (2^63 − 1). A request naming a
+/// higher one is refused, so that no index arithmetic can overflow.
+pub const INDEX_MAX: u64 = (1 << 63) - 1;
 pub use config::{Config, ConfigError, ReloadableConfig};
 pub use error::RaftError;
 pub use observer::Observation;

@@ -291,8 +291,14 @@ impl<F: Fsm> Node<F> {
         }
     }
 
-    /// Adopts `term` if it is newer and becomes a follower.
+    /// Adopts `term` if it is newer and becomes a follower. A term above
+    /// [`TERM_MAX`](crate::TERM_MAX) is refused: nothing changes and the
+    /// answer is `false`.
     pub(crate) async fn step_down(&mut self, term: u64) -> bool {
+        if term > crate::TERM_MAX {
+            tracing::warn!(id = %self.id, term, "refusing a term that could not be incremented");
+            return false;
+        }
         if term > self.current_term && !self.persist_term(term, None).await {
             return false;
         }

@@ -280,8 +280,9 @@ async fn replicate(mut r: Replication, mut next_index: u64) {
                     }
                 }
                 Outcome::Conflict { conflict_index, last_log } => {
-                    next_index =
-                        next_index_after_conflict(next_index, conflict_index).min(last_log + 1).max(1);
+                    next_index = next_index_after_conflict(next_index, conflict_index)
+                        .min(last_log.saturating_add(1))
+                        .max(1);
                 }
                 Outcome::HigherTerm(term) => {
                     r.report(Event::HigherTerm { term }).await;

@@ -22,6 +22,15 @@ impl<F: Fsm> Node<F> {
         }
     }
 
+    /// The term to campaign in, unless this node is at [`TERM_MAX`](crate::TERM_MAX).
+    fn next_term(&self) -> Option<u64> {
+        let next = self.current_term.checked_add(1).filter(|&term| term <= crate::TERM_MAX);
+        if next.is_none() {
+            tracing::error!(id = %self.id, term = self.current_term, "at the highest term; not campaigning");
+        }
+        next
+    }
+
     /// The voters other than this node, with their addresses.
     fn other_voters(&self) -> Vec<crate::Server> {
         self.configurations.latest.voters().filter(|s| s.id != self.id).cloned().collect()
@@ -30,6 +39,7 @@ impl<F: Fsm> Node<F> {
     /// Asks the voters whether they would vote for us in the next term,
     /// changing no one's term. True when a quorum would.
     async fn pre_vote_round(&mut self) -> bool {
+        let Some(term) = self.next_term() else { return false };
         self.election_round += 1;
         let round = self.election_round;
         let needed = self.configurations.latest.quorum_size();
@@ -39,7 +49,7 @@ impl<F: Fsm> Node<F> {
         }
         let request = PreVoteRequest {
             header: self.header(),
-            term: self.current_term + 1,
+            term,
             last_log_index: self.last_index,
             last_log_term: self.last_term,
         };
@@ -81,7 +91,10 @@ impl<F: Fsm> Node<F> {
 
     /// Campaigns in a new term; becomes leader on a quorum of votes.
     async fn election_round(&mut self, transfer: bool) {
-        let term = self.current_term + 1;
+        let Some(term) = self.next_term() else {
+            self.set_role(RaftState::Follower);
+            return;
+        };
         if !self.persist_term(term, Some(self.id.clone())).await {
             return;
         }

@@ -29,9 +29,15 @@ pub(crate) struct PendingWrite {
 /// sends anything else; a store would refuse some of it, and the rest would
 /// break the log's invariants.
 pub(crate) fn check_entries(request: &AppendEntriesRequest) -> Result<(), String> {
+    if request.prev_log_index > crate::INDEX_MAX {
+        return Err(format!("prev_log_index {} is above the highest index", request.prev_log_index));
+    }
     let mut previous = (request.prev_log_index, request.prev_log_term);
     for entry in &request.entries {
-        let expected = previous.0.checked_add(1).ok_or("an entry index overflows")?;
+        let expected = previous.0 + 1;
+        if expected > crate::INDEX_MAX {
+            return Err(format!("entry index {expected} is above the highest index"));
+        }
         if entry.index != expected {
             return Err(format!("entry index {} where {expected} belongs", entry.index));
         }
@@ -291,6 +297,9 @@ impl<F: Fsm> Node<F> {
 
     async fn decide_vote(&mut self, request: &RequestVoteRequest) -> bool {
         let candidate = &request.header.id;
+        if request.term > crate::TERM_MAX {
+            return false;
+        }
         if !self.configurations.latest.servers.is_empty() && !self.configurations.latest.is_voter(candidate) {
             return false;
         }
@@ -325,6 +334,7 @@ impl<F: Fsm> Node<F> {
             self.configurations.latest.servers.is_empty() || self.configurations.latest.is_voter(candidate);
         let granted = known_voter
             && request.term >= self.current_term
+            && request.term <= crate::TERM_MAX
             && !self.leader_is_alive(candidate)
             && candidate_log_ok(
                 request.last_log_term,
@@ -335,15 +345,27 @@ impl<F: Fsm> Node<F> {
         PreVoteResponse { header: self.header(), term: self.current_term, granted }
     }
 
-    /// The leader asks us to campaign at once (leadership transfer).
+    /// The leader asks us to campaign at once (leadership transfer). Only
+    /// this node's current leader may, at the current term, and only a voter
+    /// campaigns: anyone else could force elections and raise the term at
+    /// will, going around PreVote.
     pub(super) async fn on_timeout_now(&mut self, request: TimeoutNowRequest) -> TimeoutNowResponse {
-        if request.term >= self.current_term && self.configurations.latest.is_voter(&self.id) {
-            if request.term > self.current_term {
-                self.step_down(request.term).await;
-            }
+        let from_leader = self.leader.as_ref().is_some_and(|(leader, _)| leader == &request.header.id);
+        let honoured = from_leader
+            && request.term == self.current_term
+            && self.role == RaftState::Follower
+            && self.configurations.latest.is_voter(&self.id);
+        if honoured {
             self.transfer_requested = true;
             self.set_leader(None);
             self.set_role(RaftState::Candidate);
+        } else {
+            tracing::warn!(
+                id = %self.id,
+                from = %request.header.id,
+                term = request.term,
+                "ignoring a TimeoutNow that is not from this node's leader at its term"
+            );
         }
         TimeoutNowResponse { header: self.header(), term: self.current_term }
     }
@@ -352,6 +374,7 @@ impl<F: Fsm> Node<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::INDEX_MAX;
 
     fn request(term: u64, prev: (u64, u64), entries: &[(u64, u64)]) -> AppendEntriesRequest {
         AppendEntriesRequest {
@@ -379,6 +402,9 @@ mod tests {
             (3, (10, 2), &[(11, 3), (12, 2)], false),
             (3, (10, 2), &[(11, 4)], false),
             (u64::MAX, (u64::MAX, 1), &[(0, 1)], false),
+            (3, (INDEX_MAX, 1), &[], true),
+            (3, (INDEX_MAX, 1), &[(INDEX_MAX + 1, 3)], false),
+            (3, (INDEX_MAX + 1, 1), &[], false),
         ];
         for (term, prev, entries, valid) in table {
             let outcome = check_entries(&request(*term, *prev, entries));

@@ -161,11 +161,17 @@ impl<F: Fsm> Node<F> {
         if (request.term > self.current_term || self.role != RaftState::Follower)
             && !self.step_down(request.term).await
         {
-            return Err(RpcRejection("this node could not persist the new term".into()));
+            return Err(RpcRejection(format!("term {} could not be adopted", request.term)));
         }
         response.term = self.current_term;
         self.set_leader(Some((request.header.id.clone(), request.header.addr.clone())));
         self.note_leader_contact();
+        if request.last_log_index > crate::INDEX_MAX || request.configuration_index > request.last_log_index {
+            return Err(RpcRejection(format!(
+                "a snapshot through index {} with its configuration at {} is not a valid snapshot",
+                request.last_log_index, request.configuration_index
+            )));
+        }
         if request.snapshot_version != SNAPSHOT_VERSION {
             return Err(RpcRejection(format!(
                 "snapshot version {} is not supported",
@@ -219,6 +225,12 @@ impl<F: Fsm> Node<F> {
         floor: u64,
         reader: SnapshotReader,
     ) -> Result<u64, RaftError> {
+        if floor >= crate::INDEX_MAX {
+            return Err(RaftError::Snapshot(crate::SnapshotError::Corrupt {
+                id: "restore".into(),
+                reason: format!("its index {floor} is above the highest index"),
+            }));
+        }
         let index = self.last_index.max(floor) + 1;
         let snapshot = NewSnapshot {
             version: SNAPSHOT_VERSION,

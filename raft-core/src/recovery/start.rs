@@ -106,6 +106,13 @@ pub(crate) fn recover(
     restored: Restored,
 ) -> Result<Recovered, RaftError> {
     let term = stable.get_u64(KEY_CURRENT_TERM)?.unwrap_or(0);
+    if term > crate::TERM_MAX {
+        return Err(StoreError::Corrupt {
+            location: "stable key CurrentTerm".into(),
+            reason: format!("term {term} is above the highest term"),
+        }
+        .into());
+    }
     let vote_term = stable.get_u64(KEY_LAST_VOTE_TERM)?.unwrap_or(0);
     let voted_for = match (vote_term == term && term > 0, stable.get(KEY_LAST_VOTE_CAND)?) {
         (true, Some(candidate)) => Some(ServerId(String::from_utf8_lossy(&candidate).into_owned())),
@@ -135,6 +142,13 @@ pub(crate) fn recover(
         log: (log.first_index()?, log.last_index()?),
         required: stored_commit.max(newest_unusable),
     };
+    if bounds.log.1.max(point.index) > crate::INDEX_MAX {
+        return Err(StoreError::Corrupt {
+            location: format!("log index {}", bounds.log.1.max(point.index)),
+            reason: "the index is above the highest index".into(),
+        }
+        .into());
+    }
     let missing = |(from, to): (u64, u64), unusable: Vec<UnusableSnapshot>| {
         RaftError::from(RecoveryError::MissingEntries {
             from,

@@ -397,8 +397,19 @@ pub async fn lone_follower<F: Fsm>(
     logs: impl LogStore,
     config: Config,
 ) -> (Raft<F>, Probe, InmemNetwork) {
+    let (raft, mut probes, network) = lone_follower_with(fsm, logs, config, &["probe"]).await;
+    (raft, probes.remove(0), network)
+}
+
+/// As [`lone_follower`], with one probe per name, all voters.
+pub async fn lone_follower_with<F: Fsm>(
+    fsm: F,
+    logs: impl LogStore,
+    config: Config,
+    names: &[&str],
+) -> (Raft<F>, Vec<Probe>, InmemNetwork) {
     let network = InmemNetwork::new(rand_seed());
-    let probe = Probe::new(&network, "probe");
+    let probes: Vec<Probe> = names.iter().map(|name| Probe::new(&network, name)).collect();
     let raft = Raft::new(
         config,
         fsm,
@@ -409,9 +420,10 @@ pub async fn lone_follower<F: Fsm>(
     )
     .await
     .expect("start");
-    let configuration = Configuration::new(vec![Server::voter(id(0), addr(0)), probe.server()]);
-    raft.bootstrap_cluster(configuration).await.expect("bootstrap");
-    (raft, probe, network)
+    let mut servers = vec![Server::voter(id(0), addr(0))];
+    servers.extend(probes.iter().map(Probe::server));
+    raft.bootstrap_cluster(Configuration::new(servers)).await.expect("bootstrap");
+    (raft, probes, network)
 }
 
 /// Commands `first..=last` in `term`, as a leader would send them.
