@@ -8,6 +8,41 @@ use std::time::Duration;
 /// Start from [`Config::new`] (production-leaning defaults) and change what
 /// you need; [`Raft::new`](crate::Raft::new) refuses a config that fails
 /// [`validate`](Self::validate).
+///
+/// # Timing envelope
+///
+/// Where the timeouts stop working, for a network with a given round-trip
+/// time (RTT) between the leader and its followers:
+///
+/// - A leader sends a heartbeat every `heartbeat_timeout / 10` to each
+///   follower, without waiting for earlier ones to be answered; each gives
+///   up after `heartbeat_timeout`.
+/// - With check-quorum, a leader stays leader only while a quorum of voters
+///   has answered a request **sent** within the last `leader_lease_timeout`.
+///   An answer counts by the time its request left, so an answer that comes
+///   back later than `leader_lease_timeout` after its request renews nothing:
+///   the lease cannot be held across round trips longer than itself. Some
+///   late answers do no harm while others arrive in time; if most answers to
+///   a quorum take longer than the lease, leaders are elected and step down
+///   again, and little commits.
+/// - A follower that hears from no leader for `heartbeat_timeout` to twice
+///   that campaigns.
+/// - Replication calls have a deadline of their own, starting at
+///   `heartbeat_timeout` (plus transfer time for large batches) and doubling
+///   after each one that times out, so a slow link still gets its entries
+///   through and a dead one costs one short deadline before a retry; a
+///   follower that answers a heartbeat again is retried at once.
+///
+/// So keep `leader_lease_timeout` at least three times the worst RTT to a
+/// quorum you expect (its 99th percentile), and `heartbeat_timeout` at or
+/// above the lease (`validate` insists). For example:
+///
+/// | RTT (p99) | `heartbeat_timeout` / `election_timeout` | `leader_lease_timeout` |
+/// |-----------|------------------------------------------|------------------------|
+/// | ≤ 2 ms (one machine, one rack) | 50 ms ([`Config::fast`]) | 50 ms |
+/// | ≤ 30 ms (one region) | 200 ms | 100 ms |
+/// | ≤ 150 ms (across regions) | 1 s (the default, as hashicorp/raft) | 500 ms |
+/// | ≤ 600 ms (long-haul, satellite) | 4 s | 2 s |
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
@@ -24,7 +59,9 @@ pub struct Config {
     /// it sends the latest commit index anyway.
     pub commit_timeout: Duration,
     /// A leader that has not heard from a quorum of voters within this long
-    /// steps down (check-quorum). At most `heartbeat_timeout`.
+    /// steps down (check-quorum). Answers count by the time their request was
+    /// sent, so a quorum must answer within this long of being asked (see the
+    /// timing envelope above). At most `heartbeat_timeout`.
     pub leader_lease_timeout: Duration,
     /// The most entries sent in one AppendEntries, and written in one
     /// group-committed `store_logs` call.

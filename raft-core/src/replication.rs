@@ -1,6 +1,15 @@
 //! Per-follower replication: one task sends entries (pipelined once the
-//! follower is in sync), another sends heartbeats, so a heartbeat never waits
-//! behind a large AppendEntries.
+//! follower is in sync), another sends heartbeats (`replication/heartbeat.rs`),
+//! so a heartbeat never waits behind a large AppendEntries.
+//!
+//! Every call to the follower has a deadline of its own, shorter than any
+//! transport timeout: an RPC lost in a network that drops packets silently
+//! costs one deadline, not the transport's seconds. A pipeline gives up on a
+//! call that outlives its deadline instead of holding every later answer
+//! behind it, and when a heartbeat gets through to a follower that was
+//! failing, replication retries at once instead of finishing its back-off.
+
+mod heartbeat;
 
 use crate::election::next_index_after_conflict;
 use crate::log_cache::LogCache;
@@ -13,35 +22,25 @@ use crate::{
     Transport, TransportError,
 };
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, mpsc, watch};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+pub(crate) use heartbeat::PeerContact;
 
 /// The most payload bytes one AppendEntries carries.
 const APPEND_BYTES_MAX: u64 = 8 << 20;
 /// The longest a failing peer waits between retries.
 const BACKOFF_MAX: Duration = Duration::from_millis(500);
-
-/// When a follower last answered its leader; read by the leader's check-quorum.
-#[derive(Debug)]
-pub(crate) struct PeerContact {
-    last: Mutex<Instant>,
-}
-
-impl PeerContact {
-    pub(crate) fn new() -> Self {
-        Self { last: Mutex::new(Instant::now()) }
-    }
-
-    fn touch(&self) {
-        *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
-    }
-
-    pub(crate) fn elapsed(&self) -> Duration {
-        self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed()
-    }
-}
+/// How many payload bytes an AppendEntries may take per second of its
+/// deadline beyond the heartbeat timeout (a slow link, not a dead peer).
+const APPEND_BYTES_PER_SEC_MIN: u64 = 8 << 20;
+/// After each AppendEntries that timed out, the next one's deadline doubles,
+/// up to 2^6 times the first: a link that is slow but alive still gets its
+/// entries through, a dead one costs one short deadline per attempt.
+const DEADLINE_DOUBLINGS_MAX: u32 = 6;
 
 /// Everything a follower's replication tasks need; cloned into both.
 #[derive(Clone)]
@@ -58,6 +57,9 @@ pub(crate) struct Replication {
     pub(crate) commit_index: watch::Receiver<u64>,
     pub(crate) verify_round: watch::Receiver<u64>,
     pub(crate) contact: Arc<PeerContact>,
+    /// Set by the heartbeat task when a follower that was failing answers
+    /// again: replication stops waiting and retries at once.
+    pub(crate) resume: Arc<Notify>,
     pub(crate) max_append_entries: usize,
     pub(crate) max_inflight: usize,
     pub(crate) commit_timeout: Duration,
@@ -89,12 +91,12 @@ impl PeerTasks {
 /// Starts replicating to `replication.peer`, beginning at `next_index`.
 pub(crate) fn start(replication: Replication, next_index: u64) -> PeerTasks {
     let (peer, contact) = (replication.peer.clone(), replication.contact.clone());
-    let heartbeat = tokio::spawn(heartbeat(replication.clone()));
+    let heartbeat = tokio::spawn(heartbeat::run(replication.clone()));
     let replicate = tokio::spawn(replicate(replication, next_index));
     PeerTasks { peer, contact, replicate, heartbeat }
 }
 
-fn backoff(failures: u32, base: Duration) -> Duration {
+pub(crate) fn backoff(failures: u32, base: Duration) -> Duration {
     let factor = 1u32 << failures.min(8);
     (base * factor).min(BACKOFF_MAX)
 }
@@ -110,6 +112,8 @@ enum Outcome {
     /// The entries the follower needs are no longer in the log.
     NeedSnapshot,
     Failed,
+    /// The call outlived its deadline.
+    TimedOut,
 }
 
 impl Replication {
@@ -161,11 +165,25 @@ impl Replication {
         })
     }
 
-    fn judge(&self, request_prev: u64, count: u64, response: &AppendEntriesResponse) -> Outcome {
+    /// How long an AppendEntries carrying `bytes` of payload may take: the
+    /// heartbeat timeout, plus time to move the bytes on a slow link.
+    fn append_deadline(&self, bytes: u64) -> Duration {
+        self.heartbeat_timeout + Duration::from_millis(bytes.saturating_mul(1000) / APPEND_BYTES_PER_SEC_MIN)
+    }
+
+    /// Reads an answer to a request sent at `sent`: the follower was alive
+    /// after that moment, which is what the lease counts.
+    fn judge(
+        &self,
+        request_prev: u64,
+        count: u64,
+        response: &AppendEntriesResponse,
+        sent: Instant,
+    ) -> Outcome {
         if response.term > self.term {
             return Outcome::HigherTerm(response.term);
         }
-        self.contact.touch();
+        self.contact.touch_at(sent);
         if response.success {
             Outcome::Matched(request_prev + count)
         } else if response.no_retry_backoff {
@@ -209,12 +227,13 @@ impl Replication {
         };
         // Generous: ten heartbeat timeouts plus a second per MiB.
         let deadline = self.heartbeat_timeout * 10 + Duration::from_secs(meta.size >> 20);
+        let started = Instant::now();
         let sent =
             self.transport.install_snapshot(self.peer.address.clone(), request, stream_snapshot(reader));
         match tokio::time::timeout(deadline, sent).await {
             Ok(Ok(response)) if response.term > self.term => Outcome::HigherTerm(response.term),
             Ok(Ok(response)) if response.success => {
-                self.contact.touch();
+                self.contact.touch_at(started);
                 Outcome::Matched(meta.index)
             }
             Ok(Ok(_)) => Outcome::Failed,
@@ -229,17 +248,34 @@ impl Replication {
         }
     }
 
-    async fn send_one(&self, next_index: u64, last: u64, commit: u64) -> Outcome {
+    /// Sends one AppendEntries, with its deadline doubled `doublings` times.
+    async fn send_one(&self, next_index: u64, last: u64, commit: u64, doublings: u32) -> Outcome {
         let Some(request) = self.request(next_index, last, commit).await else {
             return Outcome::NeedSnapshot;
         };
         let (prev, count) = (request.prev_log_index, request.entries.len() as u64);
-        match self.transport.append_entries(self.peer.address.clone(), request).await {
-            Ok(response) => self.judge(prev, count, &response),
-            Err(error) => {
+        let bytes = request.entries.iter().map(crate::Log::payload_size).sum();
+        let deadline = self.append_deadline(bytes) * (1 << doublings.min(DEADLINE_DOUBLINGS_MAX));
+        let sent = Instant::now();
+        let call = self.transport.append_entries(self.peer.address.clone(), request);
+        match tokio::time::timeout(deadline, call).await {
+            Ok(Ok(response)) => self.judge(prev, count, &response, sent),
+            Ok(Err(error)) => {
                 tracing::debug!(%error, peer = %self.peer.id, "AppendEntries failed");
                 Outcome::Failed
             }
+            Err(_) => {
+                tracing::debug!(peer = %self.peer.id, ?deadline, "AppendEntries timed out");
+                Outcome::TimedOut
+            }
+        }
+    }
+
+    /// Sleeps `wait`, or less if the follower answers a heartbeat again.
+    async fn back_off(&self, wait: Duration) {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = self.resume.notified() => {}
         }
     }
 }
@@ -250,17 +286,24 @@ async fn replicate(mut r: Replication, mut next_index: u64) {
     let mut matched = 0u64;
     let mut sent_commit = 0u64;
     let mut failures = 0u32;
+    let mut doublings = 0u32;
     loop {
         let last = *r.last_index.borrow_and_update();
         let commit = *r.commit_index.borrow_and_update();
         if next_index <= last || commit > sent_commit {
-            let mut outcome = r.send_one(next_index, last, commit).await;
+            // A follower that answers a heartbeat again is worth a fresh
+            // call now rather than the end of one that may hang for long.
+            let mut outcome = tokio::select! {
+                outcome = r.send_one(next_index, last, commit, doublings) => outcome,
+                () = r.resume.notified() => continue,
+            };
             if matches!(outcome, Outcome::NeedSnapshot) {
                 outcome = r.send_snapshot().await;
             }
             match outcome {
                 Outcome::Matched(index) => {
                     failures = 0;
+                    doublings = 0;
                     sent_commit = commit;
                     next_index = index + 1;
                     if index > matched {
@@ -290,12 +333,14 @@ async fn replicate(mut r: Replication, mut next_index: u64) {
                 }
                 Outcome::NeedSnapshot => {
                     failures += 1;
-                    tokio::time::sleep(backoff(failures, r.heartbeat_interval)).await;
+                    r.back_off(backoff(failures, r.heartbeat_interval)).await;
                 }
                 Outcome::Failed => {
                     failures += 1;
-                    tokio::time::sleep(backoff(failures, r.heartbeat_interval / 4)).await;
+                    r.back_off(backoff(failures, r.heartbeat_interval / 4)).await;
                 }
+                // Retry at once with a longer deadline: the time is spent already.
+                Outcome::TimedOut => doublings = (doublings + 1).min(DEADLINE_DOUBLINGS_MAX),
             }
             continue;
         }
@@ -324,27 +369,37 @@ async fn pipeline(
         }
         Err(_) => return Some((next_index, matched, sent_commit)),
     };
-    let mut inflight: VecDeque<(u64, u64)> = VecDeque::new();
+    // What is in flight, oldest first: (prev index, entry count, sent at, deadline).
+    let mut inflight: VecDeque<(u64, u64, Instant, Instant)> = VecDeque::new();
     loop {
         let last = *r.last_index.borrow_and_update();
         let commit = *r.commit_index.borrow_and_update();
         let room = inflight.len() < r.max_inflight;
         if room && (next_index <= last || (commit > sent_commit && inflight.is_empty())) {
             let Some(request) = r.request(next_index, last, commit).await else { break };
-            let entry = (request.prev_log_index, request.entries.len() as u64);
+            let (prev, count) = (request.prev_log_index, request.entries.len() as u64);
+            let bytes = request.entries.iter().map(crate::Log::payload_size).sum();
+            let sent = Instant::now();
             if pipe.requests.send(request).await.is_err() {
                 break;
             }
-            inflight.push_back(entry);
-            next_index += entry.1;
+            inflight.push_back((prev, count, sent, sent + r.append_deadline(bytes)));
+            next_index += count;
             sent_commit = commit;
             continue;
         }
+        // Answers come in order: a call that outlives its deadline holds
+        // every later one, so give up on the pipeline then.
+        let oldest_deadline = inflight.front().map(|entry| entry.3);
         tokio::select! {
+            () = sleep_until_some(oldest_deadline) => {
+                tracing::debug!(peer = %r.peer.id, "a pipelined AppendEntries outlived its deadline");
+                break;
+            }
             response = pipe.responses.recv() => {
                 let Some(Ok(response)) = response else { break };
-                let Some((prev, count)) = inflight.pop_front() else { break };
-                match r.judge(prev, count, &response) {
+                let Some((prev, count, sent, _)) = inflight.pop_front() else { break };
+                match r.judge(prev, count, &response, sent) {
                     Outcome::Matched(index) => {
                         if index > matched {
                             matched = index;
@@ -371,43 +426,10 @@ async fn pipeline(
     Some((next_index, matched, 0))
 }
 
-/// Sends heartbeats to one follower every `heartbeat_interval`, and at once
-/// when a leadership check (`verify_round`) asks for one.
-async fn heartbeat(mut r: Replication) {
-    let mut failures = 0u32;
-    loop {
-        let round = *r.verify_round.borrow_and_update();
-        let request = AppendEntriesRequest { header: r.header.clone(), term: r.term, ..Default::default() };
-        let sent = tokio::time::timeout(
-            r.heartbeat_timeout,
-            r.transport.append_entries(r.peer.address.clone(), request),
-        );
-        match sent.await {
-            Ok(Ok(response)) if response.term > r.term => {
-                r.report(Event::HigherTerm { term: response.term }).await;
-                return;
-            }
-            Ok(Ok(_)) => {
-                r.contact.touch();
-                if failures > 0 {
-                    let _ = r.observers.send(Observation::PeerHeartbeatResumed { peer: r.peer.id.clone() });
-                }
-                failures = 0;
-                r.report(Event::HeartbeatAck { peer: r.peer.id.clone(), term: r.term, round }).await;
-            }
-            _ => {
-                failures += 1;
-                let last_contact = Some(r.contact.elapsed());
-                let _ = r
-                    .observers
-                    .send(Observation::PeerHeartbeatFailed { peer: r.peer.id.clone(), last_contact });
-                tokio::time::sleep(backoff(failures, r.heartbeat_interval / 4)).await;
-                continue;
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(r.heartbeat_interval) => {}
-            changed = r.verify_round.changed() => if changed.is_err() { return },
-        }
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }

@@ -119,6 +119,7 @@ impl<F: Fsm> Node<F> {
             commit_index: state.commit_tx.subscribe(),
             verify_round: state.verify_tx.subscribe(),
             contact: Arc::new(PeerContact::new()),
+            resume: Arc::new(tokio::sync::Notify::new()),
             max_append_entries: self.config.max_append_entries,
             max_inflight: self.config.max_inflight,
             commit_timeout: self.config.commit_timeout,

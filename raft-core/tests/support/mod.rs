@@ -481,3 +481,74 @@ impl LogStore for FlakyLogStore {
         self.never_blocks
     }
 }
+
+/// A transport whose answers to bare heartbeats (empty AppendEntries at
+/// index 0) are held back: every `every`-th one to each peer by `delay`
+/// (all of them with `every == 1`).
+pub struct LateHeartbeats {
+    pub inner: InmemTransport,
+    pub every: u64,
+    pub delay: Duration,
+    pub count: Mutex<std::collections::HashMap<ServerAddress, u64>>,
+}
+
+impl Transport for LateHeartbeats {
+    fn local_addr(&self) -> ServerAddress {
+        self.inner.local_addr()
+    }
+    fn consumer(&self) -> Result<RpcReceiver, TransportError> {
+        self.inner.consumer()
+    }
+    fn append_entries(
+        &self,
+        target: ServerAddress,
+        request: AppendEntriesRequest,
+    ) -> BoxFuture<'_, Result<AppendEntriesResponse, TransportError>> {
+        Box::pin(async move {
+            let heartbeat = request.entries.is_empty() && request.prev_log_index == 0;
+            let nth = {
+                let mut count = self.count.lock().expect("lock");
+                let n = count.entry(target.clone()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let response = self.inner.append_entries(target, request).await;
+            if heartbeat && nth % self.every == 0 {
+                tokio::time::sleep(self.delay).await;
+            }
+            response
+        })
+    }
+    fn request_vote(
+        &self,
+        target: ServerAddress,
+        request: RequestVoteRequest,
+    ) -> BoxFuture<'_, Result<RequestVoteResponse, TransportError>> {
+        self.inner.request_vote(target, request)
+    }
+    fn pre_vote(
+        &self,
+        target: ServerAddress,
+        request: PreVoteRequest,
+    ) -> BoxFuture<'_, Result<PreVoteResponse, TransportError>> {
+        self.inner.pre_vote(target, request)
+    }
+    fn install_snapshot(
+        &self,
+        target: ServerAddress,
+        request: InstallSnapshotRequest,
+        data: SnapshotStream,
+    ) -> BoxFuture<'_, Result<InstallSnapshotResponse, TransportError>> {
+        self.inner.install_snapshot(target, request, data)
+    }
+    fn timeout_now(
+        &self,
+        target: ServerAddress,
+        request: TimeoutNowRequest,
+    ) -> BoxFuture<'_, Result<TimeoutNowResponse, TransportError>> {
+        self.inner.timeout_now(target, request)
+    }
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        self.inner.shutdown()
+    }
+}
