@@ -328,12 +328,12 @@ async fn watched_cluster(
     let network = transport_inmem::InmemNetwork::new(seed);
     let mut nodes = Vec::new();
     for i in 0..3 {
-        let transport = WatchedTransport {
-            inner: network.transport(addr(i)),
+        let hook = WatchAppends {
             in_flight: Arc::new(AtomicUsize::new(0)),
             max_in_flight: max_in_flight.clone(),
             hold_appends: hold.clone(),
         };
+        let transport = Hooked { inner: network.transport(addr(i)), hook };
         let raft = Raft::new(
             config(id(i).as_str()),
             SumFsm::default(),

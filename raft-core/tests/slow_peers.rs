@@ -8,7 +8,6 @@
 mod support;
 
 use raft_core::*;
-use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 use tokio::time::Instant;
@@ -49,15 +48,15 @@ async fn late_cluster(every: u64, delay: Duration) -> (Vec<Raft<SumFsm>>, InmemN
     let network = InmemNetwork::new(9);
     let mut nodes = Vec::new();
     for i in 0..3 {
-        let transport =
-            LateHeartbeats { inner: network.transport(addr(i)), every, delay, count: Default::default() };
+        let hook = LateHeartbeats { every, delay, count: Default::default() };
+        let transport = Hooked { inner: network.transport(addr(i)), hook };
         let raft = Raft::new(
             config(id(i).as_str()),
             SumFsm::default(),
             store_mem::MemLogStore::new(),
             store_mem::MemStableStore::new(),
             store_mem::InmemSnapshotStore::new(),
-            Arc::new(transport),
+            transport,
         )
         .await
         .expect("start");

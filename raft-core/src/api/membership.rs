@@ -32,7 +32,9 @@ impl<F: Fsm> Raft<F> {
     /// configuration is still the one at that index
     /// ([`RaftError::ConfigurationChanged`] otherwise). One change at a time:
     /// while another is under way or uncommitted the call fails with
-    /// [`RaftError::ConfigurationChangeInProgress`]. If the change cannot
+    /// [`RaftError::ConfigurationChangeInProgress`]. On a new leader, which
+    /// may not change the configuration before it has committed an entry of
+    /// its own term, the call waits for that (as in hashicorp/raft). If the change cannot
     /// complete within `timeout` the leader abandons it and the call fails
     /// with [`RaftError::Timeout`] (a new server may stay as a non-voter);
     /// with a zero `timeout` it never gives up.

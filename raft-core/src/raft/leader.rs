@@ -41,11 +41,13 @@ pub(crate) struct LeaderState<R> {
     /// Storage operations from this one on are this leadership's writes.
     first_seq: u64,
     /// The index of this term's first entry (its no-op).
-    start_index: u64,
+    pub(super) start_index: u64,
     /// What each follower (voter or not) is known to store.
     pub(super) matches: HashMap<ServerId, u64>,
     /// A membership change under way.
     pub(super) change: Option<super::membership::PendingChange>,
+    /// Membership requests waiting for this leader's configuration to be stable.
+    pub(super) deferred: VecDeque<super::membership::DeferredChange>,
     /// A leadership transfer under way.
     pub(super) transfer: Option<super::membership::Transfer>,
     /// Removed servers still sent entries until the given time.
@@ -65,7 +67,7 @@ impl<F: Fsm> Node<F> {
                     next_check = Instant::now() + tick;
                     self.check_quorum_contact();
                     self.check_store_stall();
-                    self.advance_change().await;
+                    self.advance_membership().await;
                     self.advance_transfer();
                     self.reap_removed_peers();
                 }
@@ -93,6 +95,7 @@ impl<F: Fsm> Node<F> {
             start_index,
             matches: HashMap::new(),
             change: None,
+            deferred: VecDeque::new(),
             transfer: None,
             removed: Vec::new(),
         };
@@ -145,7 +148,7 @@ impl<F: Fsm> Node<F> {
         for verify in state.verifies {
             let _ = verify.reply.send(Err(RaftError::LeadershipLost));
         }
-        Self::end_membership_work(state.change, state.transfer);
+        Self::end_membership_work(state.change, state.deferred, state.transfer);
         if self.leader.as_ref().is_some_and(|(id, _)| id == &self.id) {
             self.set_leader(None);
         }
@@ -291,7 +294,7 @@ impl<F: Fsm> Node<F> {
                     let id = self.id.clone();
                     if let Some(commit) = state.commitment.record(&id, last_index) {
                         self.advance_commit(commit).await;
-                        self.advance_change().await;
+                        self.advance_membership().await;
                     }
                 }
             }
@@ -302,7 +305,7 @@ impl<F: Fsm> Node<F> {
                 if let Some(commit) = state.commitment.record(&peer, match_index) {
                     self.advance_commit(commit).await;
                 }
-                self.advance_change().await;
+                self.advance_membership().await;
                 self.advance_transfer();
             }
             Event::HeartbeatAck { peer, term, round } if term == self.current_term => {

@@ -14,6 +14,7 @@ use crate::{
     Configuration, ConfigurationChange, Fsm, LogKind, Server, ServerAddress, ServerId, TimeoutNowRequest,
 };
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -37,6 +38,20 @@ enum Stage {
     Commit { index: u64 },
 }
 
+/// A membership request that arrived before this leader's configuration was
+/// stable; started once it is.
+pub(crate) struct DeferredChange {
+    change: ConfigurationChange,
+    prev_index: u64,
+    /// When to give up; `None` never.
+    deadline: Option<Instant>,
+    reply: oneshot::Sender<Result<u64, RaftError>>,
+}
+
+/// How many membership requests may wait for a new leader's configuration
+/// to become stable; more are refused as `ConfigurationChangeInProgress`.
+const DEFERRED_CHANGES_MAX: usize = 64;
+
 /// A leadership transfer under way.
 pub(crate) struct Transfer {
     target: Server,
@@ -46,7 +61,18 @@ pub(crate) struct Transfer {
 }
 
 impl<F: Fsm> Node<F> {
-    /// Handles a membership request on the leader.
+    /// Whether this leader may start a configuration change: the latest
+    /// configuration is committed, and so is an entry of this leader's own
+    /// term (without which a single-server change can lose a committed
+    /// configuration; Ongaro, raft-dev, 2015).
+    fn configuration_stable(&self) -> bool {
+        let start_index = self.leader_state.as_ref().map_or(u64::MAX, |state| state.start_index);
+        self.configurations.latest_index <= self.commit_index && self.commit_index >= start_index
+    }
+
+    /// Handles a membership request on the leader. One that arrives while
+    /// no change is under way but the configuration is not yet stable (a
+    /// new leader) waits until it is, as in hashicorp/raft.
     pub(super) async fn start_change(
         &mut self,
         change: ConfigurationChange,
@@ -55,7 +81,17 @@ impl<F: Fsm> Node<F> {
         reply: oneshot::Sender<Result<u64, RaftError>>,
     ) {
         let latest_index = self.configurations.latest_index;
-        let Some(state) = self.leader_state.as_ref() else { return };
+        let stable = self.configuration_stable();
+        let Some(state) = self.leader_state.as_mut() else { return };
+        if state.transfer.is_none() && state.change.is_none() && !stable {
+            if state.deferred.len() < DEFERRED_CHANGES_MAX {
+                let deadline = (!timeout.is_zero()).then(|| Instant::now() + timeout);
+                state.deferred.push_back(DeferredChange { change, prev_index, deadline, reply });
+            } else {
+                let _ = reply.send(Err(RaftError::ConfigurationChangeInProgress));
+            }
+            return;
+        }
         let refusal = if state.transfer.is_some() {
             Some(RaftError::LeadershipTransferInProgress)
         } else if state.change.is_some() || latest_index > self.commit_index {
@@ -133,9 +169,41 @@ impl<F: Fsm> Node<F> {
         }
     }
 
+    /// Moves membership work on: the change under way, then a deferred one
+    /// once the configuration is stable.
+    pub(super) async fn advance_membership(&mut self) {
+        self.advance_change().await;
+        self.start_deferred_change().await;
+    }
+
+    /// Starts the oldest deferred request once nothing is under way and the
+    /// configuration is stable; answers those past their deadline.
+    async fn start_deferred_change(&mut self) {
+        let stable = self.configuration_stable();
+        let Some(state) = self.leader_state.as_mut() else { return };
+        let now = Instant::now();
+        let (expired, waiting): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut state.deferred)
+            .into_iter()
+            .partition(|d| d.deadline.is_some_and(|at| now > at));
+        state.deferred = waiting;
+        for deferred in expired {
+            let _ = deferred.reply.send(Err(RaftError::Timeout));
+        }
+        if !stable || state.change.is_some() || state.transfer.is_some() {
+            return;
+        }
+        if let Some(next) = state.deferred.pop_front() {
+            // What is left of its timeout (zero: none).
+            let timeout = next
+                .deadline
+                .map_or(Duration::ZERO, |at| at.saturating_duration_since(now).max(Duration::from_millis(1)));
+            self.start_change(next.change, next.prev_index, timeout, next.reply).await;
+        }
+    }
+
     /// Moves a pending change on: promotes a caught-up new voter, answers
     /// once the change commits, gives up at its deadline.
-    pub(super) async fn advance_change(&mut self) {
+    async fn advance_change(&mut self) {
         let last_index = self.last_index;
         let commit_index = self.commit_index;
         let Some(state) = self.leader_state.as_mut() else { return };
@@ -296,9 +364,16 @@ impl<F: Fsm> Node<F> {
     }
 
     /// Answers what a leader had under way when its leadership ends.
-    pub(super) fn end_membership_work(change: Option<PendingChange>, transfer: Option<Transfer>) {
+    pub(super) fn end_membership_work(
+        change: Option<PendingChange>,
+        deferred: VecDeque<DeferredChange>,
+        transfer: Option<Transfer>,
+    ) {
         if let Some(change) = change {
             let _ = change.reply.send(Err(RaftError::LeadershipLost));
+        }
+        for deferred in deferred {
+            let _ = deferred.reply.send(Err(RaftError::LeadershipLost));
         }
         if let Some(transfer) = transfer {
             let _ = transfer.reply.send(Ok(()));

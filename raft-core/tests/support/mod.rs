@@ -119,16 +119,24 @@ impl LogStore for GatedLogStore {
     }
 }
 
-/// A transport that records how many AppendEntries with entries are in
-/// flight at once, and can hold those back for a while.
-pub struct WatchedTransport {
-    pub inner: InmemTransport,
-    pub in_flight: Arc<AtomicUsize>,
-    pub max_in_flight: Arc<AtomicUsize>,
-    pub hold_appends: Arc<Mutex<Duration>>,
+/// Changes how a test transport sends AppendEntries; everything else goes
+/// to the in-memory transport unchanged (see [`Hooked`]).
+pub trait AppendHook: Send + Sync + 'static {
+    fn append_entries<'a>(
+        &'a self,
+        inner: &'a InmemTransport,
+        target: ServerAddress,
+        request: AppendEntriesRequest,
+    ) -> BoxFuture<'a, Result<AppendEntriesResponse, TransportError>>;
 }
 
-impl Transport for WatchedTransport {
+/// An in-memory transport whose AppendEntries go through a hook.
+pub struct Hooked<H> {
+    pub inner: InmemTransport,
+    pub hook: H,
+}
+
+impl<H: AppendHook> Transport for Hooked<H> {
     fn local_addr(&self) -> ServerAddress {
         self.inner.local_addr()
     }
@@ -140,20 +148,7 @@ impl Transport for WatchedTransport {
         target: ServerAddress,
         request: AppendEntriesRequest,
     ) -> BoxFuture<'_, Result<AppendEntriesResponse, TransportError>> {
-        Box::pin(async move {
-            if request.entries.is_empty() {
-                return self.inner.append_entries(target, request).await;
-            }
-            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
-            let hold = *self.hold_appends.lock().expect("lock");
-            if !hold.is_zero() {
-                tokio::time::sleep(hold).await;
-            }
-            let result = self.inner.append_entries(target, request).await;
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            result
-        })
+        self.hook.append_entries(&self.inner, target, request)
     }
     fn request_vote(
         &self,
@@ -186,6 +181,38 @@ impl Transport for WatchedTransport {
     }
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         self.inner.shutdown()
+    }
+}
+
+/// Records how many AppendEntries with entries are in flight at once, and
+/// can hold those back for a while.
+pub struct WatchAppends {
+    pub in_flight: Arc<AtomicUsize>,
+    pub max_in_flight: Arc<AtomicUsize>,
+    pub hold_appends: Arc<Mutex<Duration>>,
+}
+
+impl AppendHook for WatchAppends {
+    fn append_entries<'a>(
+        &'a self,
+        inner: &'a InmemTransport,
+        target: ServerAddress,
+        request: AppendEntriesRequest,
+    ) -> BoxFuture<'a, Result<AppendEntriesResponse, TransportError>> {
+        Box::pin(async move {
+            if request.entries.is_empty() {
+                return inner.append_entries(target, request).await;
+            }
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            let hold = *self.hold_appends.lock().expect("lock");
+            if !hold.is_zero() {
+                tokio::time::sleep(hold).await;
+            }
+            let result = inner.append_entries(target, request).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            result
+        })
     }
 }
 
@@ -482,28 +509,21 @@ impl LogStore for FlakyLogStore {
     }
 }
 
-/// A transport whose answers to bare heartbeats (empty AppendEntries at
-/// index 0) are held back: every `every`-th one to each peer by `delay`
-/// (all of them with `every == 1`).
+/// Holds back answers to bare heartbeats (empty AppendEntries at index 0):
+/// every `every`-th one to each peer by `delay` (all of them with `every == 1`).
 pub struct LateHeartbeats {
-    pub inner: InmemTransport,
     pub every: u64,
     pub delay: Duration,
     pub count: Mutex<std::collections::HashMap<ServerAddress, u64>>,
 }
 
-impl Transport for LateHeartbeats {
-    fn local_addr(&self) -> ServerAddress {
-        self.inner.local_addr()
-    }
-    fn consumer(&self) -> Result<RpcReceiver, TransportError> {
-        self.inner.consumer()
-    }
-    fn append_entries(
-        &self,
+impl AppendHook for LateHeartbeats {
+    fn append_entries<'a>(
+        &'a self,
+        inner: &'a InmemTransport,
         target: ServerAddress,
         request: AppendEntriesRequest,
-    ) -> BoxFuture<'_, Result<AppendEntriesResponse, TransportError>> {
+    ) -> BoxFuture<'a, Result<AppendEntriesResponse, TransportError>> {
         Box::pin(async move {
             let heartbeat = request.entries.is_empty() && request.prev_log_index == 0;
             let nth = {
@@ -512,43 +532,11 @@ impl Transport for LateHeartbeats {
                 *n += 1;
                 *n
             };
-            let response = self.inner.append_entries(target, request).await;
+            let response = inner.append_entries(target, request).await;
             if heartbeat && nth % self.every == 0 {
                 tokio::time::sleep(self.delay).await;
             }
             response
         })
-    }
-    fn request_vote(
-        &self,
-        target: ServerAddress,
-        request: RequestVoteRequest,
-    ) -> BoxFuture<'_, Result<RequestVoteResponse, TransportError>> {
-        self.inner.request_vote(target, request)
-    }
-    fn pre_vote(
-        &self,
-        target: ServerAddress,
-        request: PreVoteRequest,
-    ) -> BoxFuture<'_, Result<PreVoteResponse, TransportError>> {
-        self.inner.pre_vote(target, request)
-    }
-    fn install_snapshot(
-        &self,
-        target: ServerAddress,
-        request: InstallSnapshotRequest,
-        data: SnapshotStream,
-    ) -> BoxFuture<'_, Result<InstallSnapshotResponse, TransportError>> {
-        self.inner.install_snapshot(target, request, data)
-    }
-    fn timeout_now(
-        &self,
-        target: ServerAddress,
-        request: TimeoutNowRequest,
-    ) -> BoxFuture<'_, Result<TimeoutNowResponse, TransportError>> {
-        self.inner.timeout_now(target, request)
-    }
-    fn shutdown(&self) -> BoxFuture<'_, ()> {
-        self.inner.shutdown()
     }
 }
