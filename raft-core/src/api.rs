@@ -216,6 +216,8 @@ impl<F: Fsm> Raft<F> {
             snapshot_in_progress: false,
             snapshot_deadline: Instant::now() + crate::election::randomized(config.snapshot_interval),
             snapshot_task: None,
+            installing: None,
+            restoring: false,
             commit_index: recovered.commit_index,
             configurations: recovered.configurations,
             leader: None,

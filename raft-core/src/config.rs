@@ -89,6 +89,11 @@ pub struct Config {
     pub snapshot_interval: Duration,
     /// How many entries applied since the last snapshot make one due.
     pub snapshot_threshold: u64,
+    /// An InstallSnapshot whose stream delivers no bytes for this long is
+    /// abandoned and what was received of it removed; the node receives
+    /// snapshots beside its loop, so a stalled sender never stops it
+    /// answering meanwhile.
+    pub snapshot_receive_timeout: Duration,
     /// Shut the node down when it learns it was removed from the cluster.
     pub shutdown_on_remove: bool,
     /// Do not restore the newest snapshot into the FSM on start.
@@ -154,13 +159,14 @@ impl Config {
             trailing_logs: 10_240,
             snapshot_interval: Duration::from_secs(120),
             snapshot_threshold: 8192,
+            snapshot_receive_timeout: Duration::from_secs(10),
             shutdown_on_remove: true,
             no_snapshot_restore_on_start: false,
         }
     }
 
     /// Timings scaled down for tests and single-machine demos: 50 ms heartbeat
-    /// and election timeouts.
+    /// and election timeouts, a 1 s snapshot receive timeout.
     pub fn fast(local_id: impl Into<ServerId>) -> Self {
         Self {
             heartbeat_timeout: Duration::from_millis(50),
@@ -169,6 +175,7 @@ impl Config {
             commit_timeout: Duration::from_millis(5),
             log_store_stall_timeout: Duration::from_millis(500),
             snapshot_interval: Duration::from_millis(100),
+            snapshot_receive_timeout: Duration::from_secs(1),
             ..Self::new(local_id)
         }
     }
@@ -193,6 +200,7 @@ impl Config {
         at_least("leader_lease_timeout", self.leader_lease_timeout, ms(5))?;
         at_least("snapshot_interval", self.snapshot_interval, ms(5))?;
         at_least("log_store_stall_timeout", self.log_store_stall_timeout, ms(5))?;
+        at_least("snapshot_receive_timeout", self.snapshot_receive_timeout, ms(5))?;
         if self.leader_lease_timeout > self.heartbeat_timeout {
             return Err(ConfigError::LeaseLongerThanHeartbeat {
                 lease: self.leader_lease_timeout,

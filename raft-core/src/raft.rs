@@ -54,6 +54,18 @@ pub(crate) enum Event {
     Vote { round: u64, response: RequestVoteResponse },
     /// A snapshot finished (or failed).
     SnapshotDone { result: Result<crate::SnapshotMeta, RaftError>, reply: Option<snapshot::SnapshotReply> },
+    /// A snapshot from the leader of `term` was received and opened (or not).
+    SnapshotReceived {
+        term: u64,
+        outcome: Result<snapshot::Received, RaftError>,
+        respond: snapshot::InstallReply,
+    },
+    /// The FSM was restored from a received snapshot (or not).
+    SnapshotRestored {
+        meta: crate::SnapshotMeta,
+        result: Result<(), RaftError>,
+        respond: snapshot::InstallReply,
+    },
 }
 
 /// What a [`Raft`](crate::Raft) handle asks of its node.
@@ -158,6 +170,11 @@ pub(crate) struct Node<F: Fsm> {
     pub(crate) snapshot_in_progress: bool,
     pub(crate) snapshot_deadline: Instant,
     pub(crate) snapshot_task: Option<tokio::task::JoinHandle<()>>,
+    /// The task receiving a snapshot from the leader, if one is.
+    pub(crate) installing: Option<tokio::task::JoinHandle<()>>,
+    /// Whether the FSM is being restored from a received snapshot; the log
+    /// and commit index stay as they are until it is done.
+    pub(crate) restoring: bool,
     pub(crate) commit_index: u64,
     pub(crate) configurations: Configurations,
     pub(crate) leader: Option<(ServerId, ServerAddress)>,
@@ -189,8 +206,12 @@ impl<F: Fsm> Node<F> {
     }
 
     async fn finish(self) {
-        let Node { storage, fsm, transport, shared, mut requests, snapshot_task, .. } = self;
+        let Node { storage, fsm, transport, shared, mut requests, snapshot_task, installing, .. } = self;
         if let Some(task) = snapshot_task {
+            let _ = task.await;
+        }
+        if let Some(task) = installing {
+            task.abort();
             let _ = task.await;
         }
         requests.close();
@@ -373,7 +394,7 @@ impl<F: Fsm> Node<F> {
                 respond.respond(Ok(response));
             }
             Rpc::InstallSnapshot { request, data, respond } => {
-                respond.respond(self.on_install_snapshot(request, data).await);
+                self.on_install_snapshot(request, data, respond).await;
             }
         }
     }
@@ -399,9 +420,16 @@ impl<F: Fsm> Node<F> {
     }
 
     async fn handle_event(&mut self, event: Event) {
-        if let Event::SnapshotDone { result, reply } = event {
-            return self.snapshot_done(result, reply).await;
-        }
+        let event = match event {
+            Event::SnapshotDone { result, reply } => return self.snapshot_done(result, reply).await,
+            Event::SnapshotReceived { term, outcome, respond } => {
+                return self.snapshot_received(term, outcome, respond).await;
+            }
+            Event::SnapshotRestored { meta, result, respond } => {
+                return self.snapshot_restored(meta, result, respond).await;
+            }
+            other => other,
+        };
         if self.role == RaftState::Leader {
             return self.leader_event(event).await;
         }

@@ -16,6 +16,21 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 /// A boxed stream.
 pub(crate) type BoxStream = Pin<Box<dyn Stream>>;
 
+/// Sets the socket options every connection gets, dialed or accepted: no
+/// Nagle delay, and TCP keepalive when configured.
+pub(crate) fn tune(stream: &tokio::net::TcpStream, config: &TcpConfig) {
+    let _ = stream.set_nodelay(true);
+    if let Some(idle) = config.keepalive {
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval(std::time::Duration::from_secs(5))
+            .with_retries(3);
+        if let Err(error) = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive) {
+            tracing::warn!(%error, "setting TCP keepalive failed");
+        }
+    }
+}
+
 /// A connection after its handshake.
 pub(crate) struct Conn {
     pub(crate) stream: BoxStream,
@@ -173,4 +188,33 @@ pub(crate) async fn server_handshake(
     stream.write_all(&hello(config, theirs.kind).encode()).await?;
     check_peer(config, &theirs)?;
     Ok((Conn::new(stream, config.max_frame_size, theirs.node_id), theirs.kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_connection_gets_keepalive_unless_turned_off() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut config = TcpConfig::new("a", "c", addr);
+        let dialed = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (accepted, _) = listener.accept().await.expect("accept");
+        tune(&dialed, &config);
+        tune(&accepted, &config);
+        for stream in [&dialed, &accepted] {
+            let socket = socket2::SockRef::from(stream);
+            assert!(socket.keepalive().expect("SO_KEEPALIVE"), "keepalive is off");
+            assert_eq!(
+                socket.tcp_keepalive_time().expect("TCP_KEEPIDLE"),
+                std::time::Duration::from_secs(15)
+            );
+            assert!(stream.nodelay().expect("TCP_NODELAY"));
+        }
+        config.keepalive = None;
+        let plain = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        tune(&plain, &config);
+        assert!(!socket2::SockRef::from(&plain).keepalive().expect("SO_KEEPALIVE"));
+    }
 }

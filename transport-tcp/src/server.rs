@@ -57,7 +57,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, rpcs
             tracing::warn!(%peer, "too many inbound connections; refusing one");
             continue;
         };
-        let _ = stream.set_nodelay(true);
+        conn::tune(&stream, &shared.config);
         let (shared, rpcs) = (shared.clone(), rpcs.clone());
         connections.spawn(async move {
             if let Err(error) = serve(stream, shared, rpcs).await {
@@ -110,7 +110,7 @@ async fn serve(
         {
             break Err(TransportError::Unreachable(raft_core::ServerAddress::new(peer.to_string())));
         }
-        match handle(frame, &mut frames, &rpcs, &pending_tx, config.snapshot_chunk_size).await {
+        match handle(frame, &mut frames, &rpcs, &pending_tx, config).await {
             Ok(()) => {}
             Err(error) => break Err(error),
         }
@@ -154,7 +154,7 @@ async fn handle(
     frames: &mut FrameReader<ReadHalf<BoxStream>>,
     rpcs: &mpsc::Sender<Rpc>,
     pending: &mpsc::Sender<(u64, Pending)>,
-    chunk_size: usize,
+    config: &crate::TcpConfig,
 ) -> Result<(), TransportError> {
     if frame.kind != FrameKind::Request {
         return Err(protocol(format!("expected a request frame, got {:?}", frame.kind)));
@@ -190,22 +190,33 @@ async fn handle(
     rpcs.send(rpc).await.map_err(|_| TransportError::Shutdown)?;
     pending.send((id, answer)).await.map_err(|_| TransportError::Shutdown)?;
     if let Some((chunks, size)) = snapshot {
-        forward_chunks(frames, chunks, size, chunk_size).await?;
+        forward_chunks(frames, chunks, size, config.snapshot_chunk_size, config.rpc_timeout).await?;
     }
     Ok(())
 }
 
+/// Forwards a snapshot's chunks to the node; a sender that sends no chunk
+/// for `idle` is cut off (the node's stream ends with an error).
 async fn forward_chunks(
     frames: &mut FrameReader<ReadHalf<BoxStream>>,
     chunks: mpsc::Sender<std::io::Result<Bytes>>,
     size: u64,
     chunk_size: usize,
+    idle: Duration,
 ) -> Result<(), TransportError> {
     let mut received = 0u64;
     let mut open = true;
     loop {
-        let frame =
-            frames.next().await?.ok_or_else(|| protocol("the connection closed inside a snapshot".into()))?;
+        let next = match tokio::time::timeout(idle, frames.next()).await {
+            Ok(next) => next?,
+            Err(_) => {
+                let reason = format!("no snapshot chunk for {idle:?}");
+                let _ =
+                    chunks.try_send(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, reason.clone())));
+                return Err(protocol(reason));
+            }
+        };
+        let frame = next.ok_or_else(|| protocol("the connection closed inside a snapshot".into()))?;
         match frame.kind {
             FrameKind::SnapshotChunk => {
                 if frame.body.len() > chunk_size.max(1 << 20) * 2 {

@@ -92,7 +92,7 @@ impl Shared {
                 }
                 _ => TransportError::Io(error),
             })?;
-            let _ = tcp.set_nodelay(true);
+            conn::tune(&tcp, &self.config);
             let stream = self.connect_stream(tcp, target).await?;
             conn::client_handshake(stream, &self.config, kind).await
         };

@@ -116,6 +116,12 @@ impl<F: Fsm> Node<F> {
         self.shared.touch_contact();
         self.reset_election_timer();
 
+        // While the FSM is restored from a snapshot, the log and commit index
+        // wait for it: only bare heartbeats are taken meanwhile.
+        if self.restoring && (request.prev_log_index > 0 || !request.entries.is_empty()) {
+            response.no_retry_backoff = true;
+            return (response, None);
+        }
         if request.prev_log_index > 0 {
             match self.check_previous(request.prev_log_index, request.prev_log_term).await {
                 Ok(true) => {}

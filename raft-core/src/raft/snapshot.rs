@@ -10,8 +10,8 @@ use crate::observer::Observation;
 use crate::state::RaftState;
 use crate::storage::StorageOp;
 use crate::{
-    Fsm, InstallSnapshotRequest, InstallSnapshotResponse, NewSnapshot, RpcRejection, SNAPSHOT_VERSION,
-    SnapshotMeta, SnapshotReader, SnapshotStore, SnapshotStream,
+    Fsm, InstallSnapshotRequest, InstallSnapshotResponse, NewSnapshot, Responder, RpcRejection,
+    SNAPSHOT_VERSION, SnapshotMeta, SnapshotReader, SnapshotStore, SnapshotStream,
 };
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -141,62 +141,113 @@ impl<F: Fsm> Node<F> {
         self.publish_log();
     }
 
-    /// Receives a snapshot from the leader into the snapshot store, restores
-    /// the FSM from it and makes the log start after it.
-    ///
-    /// A snapshot that ends at or below this node's commit index, or at an
-    /// entry this log already holds, changes nothing but the commit index
-    /// (Raft Figure 13, step 6): the FSM keeps its state, the log keeps every
-    /// entry, and the answer is success without reading the state.
+    /// Starts receiving a snapshot from the leader. A snapshot that ends at
+    /// or below this node's commit index, or at an entry this log already
+    /// holds, changes nothing but the commit index (Raft Figure 13, step 6):
+    /// the FSM keeps its state, the log keeps every entry, and the answer is
+    /// success without reading the state. Otherwise a task beside the node's
+    /// loop streams it into the snapshot store, abandoning it when no bytes
+    /// come for `snapshot_receive_timeout`, and reports back
+    /// ([`Event::SnapshotReceived`]); the node goes on answering meanwhile.
     pub(super) async fn on_install_snapshot(
         &mut self,
         request: InstallSnapshotRequest,
         data: SnapshotStream,
-    ) -> Result<InstallSnapshotResponse, RpcRejection> {
+        respond: InstallReply,
+    ) {
         let mut response =
             InstallSnapshotResponse { header: self.header(), term: self.current_term, success: false };
         if request.term < self.current_term {
-            return Ok(response);
+            return respond.respond(Ok(response));
         }
         if (request.term > self.current_term || self.role != RaftState::Follower)
             && !self.step_down(request.term).await
         {
-            return Err(RpcRejection(format!("term {} could not be adopted", request.term)));
+            return respond.respond(Err(RpcRejection(format!("term {} could not be adopted", request.term))));
         }
         response.term = self.current_term;
         self.set_leader(Some((request.header.id.clone(), request.header.addr.clone())));
         self.note_leader_contact();
-        if request.last_log_index > crate::INDEX_MAX || request.configuration_index > request.last_log_index {
-            return Err(RpcRejection(format!(
-                "a snapshot through index {} with its configuration at {} is not a valid snapshot",
-                request.last_log_index, request.configuration_index
-            )));
-        }
-        if request.snapshot_version != SNAPSHOT_VERSION {
-            return Err(RpcRejection(format!(
-                "snapshot version {} is not supported",
-                request.snapshot_version
-            )));
+        if let Some(refusal) = refuse_snapshot(&request) {
+            return respond.respond(Err(refusal));
         }
         if self.snapshot_is_known(request.last_log_index, request.last_log_term).await {
             drop(data);
             response.success = true;
-            return Ok(response);
+            return respond.respond(Ok(response));
         }
-        let meta =
-            receive(self.snapshots.clone(), &request, data).await.map_err(|e| RpcRejection(e.to_string()))?;
-        let store = self.snapshots.clone();
-        let id = meta.id.clone();
-        let (meta, reader) = tokio::task::spawn_blocking(move || store.open(&id))
-            .await
-            .map_err(|_| RpcRejection("snapshot open task failed".into()))?
-            .map_err(|e| RpcRejection(e.to_string()))?;
-        self.fsm.restore(meta.clone(), reader).await.map_err(|e| RpcRejection(e.to_string()))?;
+        if self.restoring {
+            return respond.respond(Err(RpcRejection("another snapshot is being restored".into())));
+        }
+        // A newer leader's snapshot supersedes one still arriving.
+        if let Some(task) = self.installing.take() {
+            task.abort();
+        }
+        let (store, events, term) = (self.snapshots.clone(), self.events_tx.clone(), self.current_term);
+        let idle = self.config.snapshot_receive_timeout;
+        self.installing = Some(tokio::spawn(async move {
+            let outcome = receive(store, &request, data, idle).await;
+            let _ = events.send(Event::SnapshotReceived { term, outcome, respond }).await;
+        }));
+    }
+
+    /// A snapshot arrived whole: restores the FSM from it, unless it is no
+    /// longer needed or this node has moved on to another term.
+    pub(super) async fn snapshot_received(
+        &mut self,
+        term: u64,
+        outcome: Result<Received, RaftError>,
+        respond: InstallReply,
+    ) {
+        self.installing = None;
+        let (meta, reader) = match outcome {
+            Ok(Received { meta, reader }) => {
+                (meta, reader.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner))
+            }
+            Err(error) => {
+                tracing::warn!(id = %self.id, %error, "receiving a snapshot failed");
+                return respond.respond(Err(RpcRejection(error.to_string())));
+            }
+        };
+        if term != self.current_term || self.role != RaftState::Follower {
+            let reason = format!("the node moved on from term {term} to {}", self.current_term);
+            return respond.respond(Err(RpcRejection(reason)));
+        }
+        let response =
+            InstallSnapshotResponse { header: self.header(), term: self.current_term, success: true };
+        if self.snapshot_is_known(meta.index, meta.term).await {
+            return respond.respond(Ok(response));
+        }
+        // The FSM runner restores it; the node keeps its loop going and
+        // adopts the snapshot when the runner says it is done.
+        self.restoring = true;
+        let (fsm, events) = (self.fsm.client(), self.events_tx.clone());
+        tokio::spawn(async move {
+            let result = fsm.restore(meta.clone(), reader).await;
+            let _ = events.send(Event::SnapshotRestored { meta, result, respond }).await;
+        });
+    }
+
+    /// The FSM holds a received snapshot's state: the log now starts after it.
+    pub(super) async fn snapshot_restored(
+        &mut self,
+        meta: SnapshotMeta,
+        result: Result<(), RaftError>,
+        respond: InstallReply,
+    ) {
+        self.restoring = false;
+        if let Err(error) = result {
+            tracing::error!(id = %self.id, %error, index = meta.index, "restoring a received snapshot failed");
+            return respond.respond(Err(RpcRejection(error.to_string())));
+        }
         self.adopt_snapshot(&meta).await;
         self.note_leader_contact();
         tracing::info!(id = %self.id, index = meta.index, "installed a snapshot from the leader");
-        response.success = true;
-        Ok(response)
+        respond.respond(Ok(InstallSnapshotResponse {
+            header: self.header(),
+            term: self.current_term,
+            success: true,
+        }));
     }
 
     /// Whether a snapshot ending at (`index`, `term`) holds nothing this node
@@ -324,12 +375,53 @@ fn copy_into(
     }
 }
 
-/// Streams a snapshot from the leader into the store, `SNAPSHOT_CHUNK` bytes
-/// at a time; refuses one longer or shorter than the request says.
+/// Where the answer to an InstallSnapshot goes.
+pub(crate) type InstallReply = Responder<InstallSnapshotResponse>;
+
+/// A snapshot received from the leader, stored and opened for the FSM. The
+/// reader sits in a mutex only so that the node's events are `Sync`.
+pub(crate) struct Received {
+    pub(crate) meta: SnapshotMeta,
+    pub(crate) reader: std::sync::Mutex<SnapshotReader>,
+}
+
+/// Why an InstallSnapshot request cannot be a real snapshot, if it cannot.
+fn refuse_snapshot(request: &InstallSnapshotRequest) -> Option<RpcRejection> {
+    if request.last_log_index > crate::INDEX_MAX || request.configuration_index > request.last_log_index {
+        return Some(RpcRejection(format!(
+            "a snapshot through index {} with its configuration at {} is not a valid snapshot",
+            request.last_log_index, request.configuration_index
+        )));
+    }
+    if request.snapshot_version != SNAPSHOT_VERSION {
+        return Some(RpcRejection(format!("snapshot version {} is not supported", request.snapshot_version)));
+    }
+    None
+}
+
+/// Streams a snapshot from the leader into the store, then opens it (which
+/// checks it whole); abandons it when the stream delivers nothing for `idle`.
 async fn receive(
     store: Arc<dyn SnapshotStore>,
     request: &InstallSnapshotRequest,
+    data: SnapshotStream,
+    idle: std::time::Duration,
+) -> Result<Received, RaftError> {
+    let meta = receive_into(store.clone(), request, data, idle).await?;
+    let id = meta.id.clone();
+    let (meta, reader) =
+        tokio::task::spawn_blocking(move || store.open(&id)).await.map_err(|_| RaftError::Shutdown)??;
+    Ok(Received { meta, reader: std::sync::Mutex::new(reader) })
+}
+
+/// Streams a snapshot from the leader into the store, `SNAPSHOT_CHUNK` bytes
+/// at a time; refuses one longer or shorter than the request says, and one
+/// that delivers nothing for `idle` (what was written is cancelled).
+async fn receive_into(
+    store: Arc<dyn SnapshotStore>,
+    request: &InstallSnapshotRequest,
     mut data: SnapshotStream,
+    idle: std::time::Duration,
 ) -> Result<SnapshotMeta, RaftError> {
     let snapshot = NewSnapshot {
         version: request.snapshot_version,
@@ -344,10 +436,11 @@ async fn receive(
     let mut received = 0u64;
     let mut buf = vec![0u8; SNAPSHOT_CHUNK];
     let outcome: Result<(), RaftError> = loop {
-        let n = match data.read(&mut buf).await {
-            Ok(0) => break Ok(()),
-            Ok(n) => n,
-            Err(error) => break Err(RaftError::Snapshot(error.into())),
+        let n = match tokio::time::timeout(idle, data.read(&mut buf)).await {
+            Ok(Ok(0)) => break Ok(()),
+            Ok(Ok(n)) => n,
+            Ok(Err(error)) => break Err(RaftError::Snapshot(error.into())),
+            Err(_) => break Err(stalled(received, request.size, idle)),
         };
         received += n as u64;
         if received > request.size {
@@ -374,6 +467,13 @@ async fn receive(
             Err(error)
         }
     }
+}
+
+fn stalled(received: u64, size: u64, idle: std::time::Duration) -> RaftError {
+    RaftError::Snapshot(crate::SnapshotError::Corrupt {
+        id: "incoming".into(),
+        reason: format!("no bytes for {idle:?} after {received} of the {size} announced; abandoned"),
+    })
 }
 
 fn short_or_long(received: u64, size: u64) -> RaftError {

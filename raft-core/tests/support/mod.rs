@@ -435,18 +435,22 @@ pub async fn lone_follower_with<F: Fsm>(
     config: Config,
     names: &[&str],
 ) -> (Raft<F>, Vec<Probe>, InmemNetwork) {
+    lone_follower_on(fsm, logs, InmemSnapshotStore::new(), config, names).await
+}
+
+/// As [`lone_follower_with`], on the snapshot store given.
+pub async fn lone_follower_on<F: Fsm>(
+    fsm: F,
+    logs: impl LogStore,
+    snapshots: impl SnapshotStore,
+    config: Config,
+    names: &[&str],
+) -> (Raft<F>, Vec<Probe>, InmemNetwork) {
     let network = InmemNetwork::new(rand_seed());
     let probes: Vec<Probe> = names.iter().map(|name| Probe::new(&network, name)).collect();
-    let raft = Raft::new(
-        config,
-        fsm,
-        logs,
-        MemStableStore::new(),
-        InmemSnapshotStore::new(),
-        network.transport(addr(0)),
-    )
-    .await
-    .expect("start");
+    let raft = Raft::new(config, fsm, logs, MemStableStore::new(), snapshots, network.transport(addr(0)))
+        .await
+        .expect("start");
     let mut servers = vec![Server::voter(id(0), addr(0))];
     servers.extend(probes.iter().map(Probe::server));
     raft.bootstrap_cluster(Configuration::new(servers)).await.expect("bootstrap");
