@@ -6,10 +6,13 @@
 //! byte and a tag byte naming its type.
 //!
 //! Decoding is total. Any input yields a value or a [`DecodeError`]; it never
-//! panics, and it never allocates more than the input's own length, because
-//! every length and count is checked against the bytes remaining before
-//! anything is reserved. Byte fields are zero-copy slices of the input
-//! [`Bytes`].
+//! panics, and it never allocates more than the input's own length plus
+//! [`DECODE_OVERHEAD_MAX`]: byte fields are zero-copy slices of the input
+//! [`Bytes`], strings are copied (at most their own encoded length), and
+//! lists are capped ([`ENTRIES_MAX`] entries, [`SERVERS_MAX`] servers) and
+//! checked against the bytes remaining before anything is reserved, so their
+//! decoded structures, larger in memory than on the wire, stay within that
+//! bound.
 
 use crate::commands::*;
 use crate::{Configuration, Log, LogKind, Server, ServerAddress, ServerId, SnapshotMeta, Suffrage};
@@ -17,6 +20,17 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// The codec format version this code writes and reads.
 pub const FORMAT_VERSION: u8 = 1;
+
+/// The most entries one AppendEntries may carry (a node sends at most
+/// `Config::max_append_entries`, itself at most 1024).
+pub const ENTRIES_MAX: usize = 4096;
+/// The most servers one configuration may list (`Configuration::validate`
+/// refuses more).
+pub const SERVERS_MAX: usize = 1024;
+/// The most a decode allocates beyond its input's length: the capped lists'
+/// decoded structures, which are larger in memory than on the wire.
+pub const DECODE_OVERHEAD_MAX: usize =
+    ENTRIES_MAX * std::mem::size_of::<Log>() + SERVERS_MAX * std::mem::size_of::<Server>();
 
 /// The fewest bytes an encoded log body can take (index, term, kind, two empty lengths).
 const LOG_BODY_MIN: usize = 8 + 8 + 1 + 4 + 4;
@@ -75,6 +89,16 @@ pub enum DecodeError {
         expected: u32,
         /// The checksum of the bytes read.
         actual: u32,
+    },
+    /// A list holds more items than any valid message does.
+    #[error("{field} holds {count} items, more than the {max} allowed")]
+    TooMany {
+        /// The list.
+        field: &'static str,
+        /// How many it claims.
+        count: usize,
+        /// The most allowed.
+        max: usize,
     },
     /// Bytes were left over after a complete value.
     #[error("{count} unexpected bytes after the value")]
@@ -320,10 +344,14 @@ impl Reader {
         String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidUtf8 { field })
     }
 
-    /// Reads a count of items each at least `item_min` bytes long, refusing a
-    /// count the remaining input could not hold (so no huge reservation).
-    fn count(&mut self, field: &'static str, item_min: usize) -> Result<usize, DecodeError> {
+    /// Reads a count of items each at least `item_min` bytes long, refusing
+    /// more than `max` and more than the remaining input could hold, so no
+    /// reservation is larger than the bound.
+    fn count(&mut self, field: &'static str, item_min: usize, max: usize) -> Result<usize, DecodeError> {
         let count = self.u32(field)? as usize;
+        if count > max {
+            return Err(DecodeError::TooMany { field, count, max });
+        }
         self.need(field, count.saturating_mul(item_min))?;
         Ok(count)
     }
@@ -367,7 +395,7 @@ impl Reader {
     }
 
     fn configuration(&mut self) -> Result<Configuration, DecodeError> {
-        let count = self.count("configuration.servers", SERVER_MIN)?;
+        let count = self.count("configuration.servers", SERVER_MIN, SERVERS_MAX)?;
         let mut servers = Vec::with_capacity(count);
         for _ in 0..count {
             let suffrage = match self.u8("server.suffrage")? {
@@ -391,7 +419,7 @@ impl Reader {
                 let prev_log_index = self.u64("prev_log_index")?;
                 let prev_log_term = self.u64("prev_log_term")?;
                 let leader_commit = self.u64("leader_commit")?;
-                let count = self.count("entries", LOG_BODY_MIN)?;
+                let count = self.count("entries", LOG_BODY_MIN, ENTRIES_MAX)?;
                 let mut entries = Vec::with_capacity(count);
                 for _ in 0..count {
                     entries.push(self.log_body()?);

@@ -117,6 +117,14 @@ pub enum ConfigurationError {
     /// The configuration has no voter, so it could never elect a leader.
     #[error("the configuration has no voter")]
     NoVoter,
+    /// More servers than a configuration may hold ([`SERVERS_MAX`](crate::codec::SERVERS_MAX)).
+    #[error("the configuration lists {count} servers, more than the {max} allowed")]
+    TooManyServers {
+        /// How many it lists.
+        count: usize,
+        /// The most allowed.
+        max: usize,
+    },
 }
 
 /// One single-server change to a [`Configuration`], as the membership calls
@@ -171,6 +179,10 @@ impl Configuration {
     /// Checks that ids and addresses are unique and non-empty and that at least
     /// one server votes.
     pub fn validate(&self) -> Result<(), ConfigurationError> {
+        let max = crate::codec::SERVERS_MAX;
+        if self.servers.len() > max {
+            return Err(ConfigurationError::TooManyServers { count: self.servers.len(), max });
+        }
         let mut ids = std::collections::HashSet::new();
         let mut addresses = std::collections::HashSet::new();
         for server in &self.servers {

@@ -35,6 +35,11 @@ pub struct TcpConfig {
     pub pipeline_depth: usize,
     /// The largest frame accepted or sent, in bytes.
     pub max_frame_size: u64,
+    /// The most bytes all frames being received at once may hold, on every
+    /// connection of the transport together: a frame over 64 KiB takes its
+    /// announced length from this budget until it has arrived, waiting up to
+    /// `rpc_timeout` for room. Never below `max_frame_size`.
+    pub frame_memory_max: u64,
     /// The most inbound connections served at once.
     pub max_inbound_connections: usize,
     /// An inbound connection that sends nothing for this long is closed.
@@ -71,8 +76,8 @@ impl std::fmt::Debug for TcpConfig {
 impl TcpConfig {
     /// A config for node `node_id` of cluster `cluster_id`, listening on
     /// `bind`, with defaults: 4 pooled connections per peer, 10 s RPC
-    /// timeout, 3 s connect timeout, pipeline depth 16, 128 MiB frames, 1024
-    /// inbound connections, 5 min idle timeout, keepalive after 15 s idle,
+    /// timeout, 3 s connect timeout, pipeline depth 16, 128 MiB frames within
+    /// a 256 MiB budget for frames being received, 1024 inbound connections, 5 min idle timeout, keepalive after 15 s idle,
     /// 1 MiB snapshot chunks.
     pub fn new(node_id: impl Into<ServerId>, cluster_id: impl Into<String>, bind: SocketAddr) -> Self {
         Self {
@@ -85,6 +90,7 @@ impl TcpConfig {
             connect_timeout: Duration::from_secs(3),
             pipeline_depth: 16,
             max_frame_size: 128 << 20,
+            frame_memory_max: 256 << 20,
             max_inbound_connections: 1024,
             idle_timeout: Duration::from_secs(300),
             keepalive: Some(Duration::from_secs(15)),

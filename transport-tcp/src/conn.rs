@@ -7,7 +7,10 @@ use bytes::BytesMut;
 use raft_core::codec;
 use raft_core::{Message, ServerId, TransportError};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A stream a connection runs over: TCP, or TLS over TCP.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -31,24 +34,65 @@ pub(crate) fn tune(stream: &tokio::net::TcpStream, config: &TcpConfig) {
     }
 }
 
+/// Frames up to this size are read without asking the memory budget.
+const SMALL_FRAME: u64 = 64 << 10;
+/// The most a frame buffer grows by in one step, however much is announced.
+const READ_STEP: usize = 256 << 10;
+
+/// What bounds reading frames on every connection of a transport: the
+/// largest frame, one memory budget that every frame larger than 64 KiB
+/// takes its announced length from while it is being received (so all
+/// in-flight frame buffers together stay within it), and how long a frame
+/// already begun may go without a byte.
+#[derive(Clone, Debug)]
+pub(crate) struct FrameLimits {
+    pub(crate) max_frame: u64,
+    budget: Arc<Semaphore>,
+    budget_bytes: u64,
+    /// How long to wait for budget, and for the next byte of a begun frame.
+    progress: Duration,
+}
+
+impl FrameLimits {
+    pub(crate) fn new(config: &TcpConfig) -> Self {
+        // A budget below the largest frame could never admit one.
+        let bytes = config.frame_memory_max.max(config.max_frame_size).min(u64::from(u32::MAX));
+        let budget = Arc::new(Semaphore::new(usize::try_from(bytes).unwrap_or(usize::MAX)));
+        Self { max_frame: config.max_frame_size, budget, budget_bytes: bytes, progress: config.rpc_timeout }
+    }
+
+    /// Takes `len` bytes of the budget for a frame being received.
+    async fn reserve(&self, len: u64) -> Result<OwnedSemaphorePermit, TransportError> {
+        let permits = u32::try_from(len.min(self.budget_bytes)).unwrap_or(u32::MAX);
+        match tokio::time::timeout(self.progress, self.budget.clone().acquire_many_owned(permits)).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(TransportError::Shutdown),
+            Err(_) => Err(TransportError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no frame memory for {len} bytes within {:?}: the budget is in use", self.progress),
+            ))),
+        }
+    }
+}
+
 /// A connection after its handshake.
 pub(crate) struct Conn {
     pub(crate) stream: BoxStream,
     pub(crate) buf: BytesMut,
-    pub(crate) max_frame: u64,
+    pub(crate) limits: FrameLimits,
     pub(crate) next_id: u64,
     /// The node on the other end, from its handshake.
     pub(crate) peer: ServerId,
 }
 
 impl Conn {
-    pub(crate) fn new(stream: BoxStream, max_frame: u64, peer: ServerId) -> Self {
-        Self { stream, buf: BytesMut::with_capacity(64 << 10), max_frame, next_id: 1, peer }
+    pub(crate) fn new(stream: BoxStream, limits: FrameLimits, peer: ServerId) -> Self {
+        Self { stream, buf: BytesMut::with_capacity(8 << 10), limits, next_id: 1, peer }
     }
 
     /// Reads the next frame; `Ok(None)` when the peer closed cleanly between frames.
     pub(crate) async fn read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
-        read_frame(&mut self.stream, &mut self.buf, self.max_frame).await
+        read_frame(&mut self.stream, &mut self.buf, &self.limits).await
     }
 
     /// Writes a frame holding `message`.
@@ -81,25 +125,47 @@ impl Conn {
 
     fn check_size(&self, encoded: usize) -> Result<(), TransportError> {
         let size = (encoded - 4) as u64;
-        if size > self.max_frame {
-            return Err(TransportError::FrameTooLarge { size, max: self.max_frame });
+        if size > self.limits.max_frame {
+            return Err(TransportError::FrameTooLarge { size, max: self.limits.max_frame });
         }
         Ok(())
     }
 }
 
 /// Reads the next frame from `reader` through `buf`; `Ok(None)` when the
-/// peer closed cleanly between frames.
+/// peer closed cleanly between frames. The buffer grows as bytes arrive (at
+/// most [`READ_STEP`] at a time), a frame over 64 KiB holds its length of
+/// the transport's memory budget while it is received, and a frame begun
+/// that gets no byte for the progress deadline is an error.
 pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut BytesMut,
-    max_frame: u64,
+    limits: &FrameLimits,
 ) -> Result<Option<Frame>, TransportError> {
+    let mut held = None;
     loop {
-        if let Some(frame) = wire::decode_frame(buf, max_frame)? {
+        if let Some(frame) = wire::decode_frame(buf, limits.max_frame)? {
             return Ok(Some(frame));
         }
-        if reader.read_buf(buf).await? == 0 {
+        let announced = wire::announced_len(buf);
+        if let Some(len) = announced.filter(|&len| len > SMALL_FRAME)
+            && held.is_none()
+        {
+            held = Some(limits.reserve(len).await?);
+        }
+        let missing = announced.map_or(4, |len| len.saturating_sub(buf.len() as u64));
+        buf.reserve(usize::try_from(missing).unwrap_or(READ_STEP).clamp(1, READ_STEP));
+        let read = if buf.is_empty() {
+            reader.read_buf(buf).await?
+        } else {
+            tokio::time::timeout(limits.progress, reader.read_buf(buf)).await.map_err(|_| {
+                TransportError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no byte of a begun frame for {:?}", limits.progress),
+                ))
+            })??
+        };
+        if read == 0 {
             if buf.is_empty() {
                 return Ok(None);
             }
@@ -170,12 +236,13 @@ fn hello(config: &TcpConfig, kind: ConnectionKind) -> Hello {
 pub(crate) async fn client_handshake(
     mut stream: BoxStream,
     config: &TcpConfig,
+    limits: &FrameLimits,
     kind: ConnectionKind,
 ) -> Result<Conn, TransportError> {
     stream.write_all(&hello(config, kind).encode()).await?;
     let theirs = read_hello(&mut stream).await?;
     check_peer(config, &theirs)?;
-    Ok(Conn::new(stream, config.max_frame_size, theirs.node_id))
+    Ok(Conn::new(stream, limits.clone(), theirs.node_id))
 }
 
 /// The accepting side: reads the client's hello, answers with its own (so
@@ -183,11 +250,12 @@ pub(crate) async fn client_handshake(
 pub(crate) async fn server_handshake(
     mut stream: BoxStream,
     config: &TcpConfig,
+    limits: &FrameLimits,
 ) -> Result<(Conn, ConnectionKind), TransportError> {
     let theirs = read_hello(&mut stream).await?;
     stream.write_all(&hello(config, theirs.kind).encode()).await?;
     check_peer(config, &theirs)?;
-    Ok((Conn::new(stream, config.max_frame_size, theirs.node_id), theirs.kind))
+    Ok((Conn::new(stream, limits.clone(), theirs.node_id), theirs.kind))
 }
 
 #[cfg(test)]

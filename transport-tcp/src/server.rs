@@ -77,7 +77,7 @@ async fn serve(
     let mut shutdown = shared.shutdown.subscribe();
     let handshake = async {
         let stream: BoxStream = shared.accept_stream(stream).await?;
-        conn::server_handshake(stream, config).await
+        conn::server_handshake(stream, config, &shared.limits).await
     };
     let (conn, _kind) = tokio::time::timeout(config.connect_timeout, handshake).await.map_err(|_| {
         TransportError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))
@@ -92,7 +92,7 @@ async fn serve(
     let (reader, writer) = tokio::io::split(conn.stream);
     let (pending_tx, pending_rx) = mpsc::channel::<(u64, Pending)>(PENDING_MAX);
     let writer_task = tokio::spawn(write_answers(writer, pending_rx, config.max_frame_size));
-    let mut frames = FrameReader { reader, buf: conn.buf, max: config.max_frame_size };
+    let mut frames = FrameReader { reader, buf: conn.buf, limits: conn.limits };
     let outcome = loop {
         let next = tokio::select! {
             biased;
@@ -124,12 +124,12 @@ async fn serve(
 struct FrameReader<R> {
     reader: R,
     buf: BytesMut,
-    max: u64,
+    limits: conn::FrameLimits,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     async fn next(&mut self) -> Result<Option<Frame>, TransportError> {
-        conn::read_frame(&mut self.reader, &mut self.buf, self.max).await
+        conn::read_frame(&mut self.reader, &mut self.buf, &self.limits).await
     }
 }
 

@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub(crate) config: TcpConfig,
     pub(crate) local: ServerAddress,
     pub(crate) shutdown: watch::Sender<bool>,
+    /// The frame size limit and memory budget every connection reads under.
+    pub(crate) limits: conn::FrameLimits,
     pools: Mutex<HashMap<ServerAddress, Vec<Conn>>>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::TlsParts>,
@@ -94,7 +96,7 @@ impl Shared {
             })?;
             conn::tune(&tcp, &self.config);
             let stream = self.connect_stream(tcp, target).await?;
-            conn::client_handshake(stream, &self.config, kind).await
+            conn::client_handshake(stream, &self.config, &self.limits, kind).await
         };
         tokio::time::timeout(self.config.connect_timeout, connect)
             .await
@@ -160,6 +162,7 @@ impl TcpTransport {
         #[cfg(feature = "tls")]
         let tls = config.tls.as_ref().map(crate::tls::TlsParts::new).transpose()?;
         let shared = Arc::new(Shared {
+            limits: conn::FrameLimits::new(&config),
             local: ServerAddress::new(advertise.to_string()),
             shutdown: watch::channel(false).0,
             pools: Mutex::default(),
@@ -405,7 +408,8 @@ fn spawn_pipeline(conn: Conn, target: ServerAddress, shared: Arc<Shared>) -> App
     let (responses_tx, responses_rx) = mpsc::channel(depth);
     let (ids_tx, mut ids_rx) = mpsc::channel::<u64>(depth);
     let window = Arc::new(Semaphore::new(depth));
-    let Conn { stream, mut buf, max_frame, .. } = conn;
+    let Conn { stream, mut buf, limits, .. } = conn;
+    let max_frame = limits.max_frame;
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut shutdown = shared.shutdown.subscribe();
     let writer_window = window.clone();
@@ -442,7 +446,7 @@ fn spawn_pipeline(conn: Conn, target: ServerAddress, shared: Arc<Shared>) -> App
                 id = ids_rx.recv() => match id { Some(id) => id, None => return },
             };
             let frame =
-                tokio::time::timeout(rpc_timeout, conn::read_frame(&mut reader, &mut buf, max_frame)).await;
+                tokio::time::timeout(rpc_timeout, conn::read_frame(&mut reader, &mut buf, &limits)).await;
             let result = match frame {
                 Err(_) => Err(TransportError::Timeout(target.clone())),
                 Ok(Err(error)) => Err(error),

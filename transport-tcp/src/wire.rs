@@ -234,7 +234,8 @@ pub fn decode_frame(buf: &mut BytesMut, max: u64) -> Result<Option<Frame>, WireE
         return Err(WireError::FrameTooShort(len));
     }
     if buf.len() < 4 + len as usize {
-        buf.reserve(4 + len as usize - buf.len());
+        // Nothing is reserved for what has not arrived: the reader grows the
+        // buffer as bytes come, so an announced length costs no memory.
         return Ok(None);
     }
     buf.advance(4);
@@ -242,6 +243,13 @@ pub fn decode_frame(buf: &mut BytesMut, max: u64) -> Result<Option<Frame>, WireE
     let kind = FrameKind::from_u8(frame.get_u8())?;
     let request_id = frame.get_u64_le();
     Ok(Some(Frame { kind, request_id, body: frame.freeze() }))
+}
+
+/// The whole length (prefix included) of the frame whose start is in `buf`,
+/// once its length prefix has arrived.
+pub fn announced_len(buf: &[u8]) -> Option<u64> {
+    let prefix: [u8; 4] = buf.get(..4)?.try_into().ok()?;
+    Some(4 + u64::from(u32::from_le_bytes(prefix)))
 }
 
 /// Decodes a frame body as a codec message.

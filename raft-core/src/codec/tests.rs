@@ -228,7 +228,13 @@ fn a_huge_entry_count_is_refused_before_allocating() {
     for _ in 0..4 {
         buf.put_u64_le(1);
     }
+    let header = buf.clone();
     buf.put_u32_le(u32::MAX);
+    let err = decode_message(buf.freeze()).expect_err("count exceeds the cap");
+    assert!(matches!(err, DecodeError::TooMany { field: "entries", max: ENTRIES_MAX, .. }), "{err:?}");
+    // Under the cap but more than the input could hold: refused as well.
+    let mut buf = header;
+    buf.put_u32_le(ENTRIES_MAX as u32);
     let err = decode_message(buf.freeze()).expect_err("count exceeds the input");
     assert!(matches!(err, DecodeError::Truncated { field: "entries", .. }), "{err:?}");
 }
