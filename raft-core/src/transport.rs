@@ -53,13 +53,23 @@ pub enum TransportError {
         /// Theirs.
         theirs: u32,
     },
-    /// The peer belongs to another cluster.
-    #[error("peer belongs to cluster {theirs:?}, this node to {ours:?}")]
+    /// The peer belongs to another cluster. The cluster id guards against
+    /// misconfiguration, not against an attacker.
+    #[error("peer belongs to another cluster than {ours:?}{}", theirs.as_ref().map(|t| format!(" (it says {t:?})")).unwrap_or_default())]
     ClusterMismatch {
         /// Ours.
         ours: String,
-        /// Theirs.
-        theirs: String,
+        /// Theirs, when the peer said (a server never tells a client that
+        /// named the wrong cluster which one is right).
+        theirs: Option<String>,
+    },
+    /// The peer could not prove it belongs to the cluster, or this node
+    /// could not: the cluster secrets differ, only one side has one, or the
+    /// node id a peer claims is not the one its TLS certificate names.
+    #[error("authentication failed: {reason}")]
+    AuthenticationFailed {
+        /// What did not match.
+        reason: String,
     },
     /// The peer sent bytes that do not decode.
     #[error("peer sent an undecodable message: {0}")]

@@ -29,7 +29,7 @@ pub struct TcpConfig {
     /// longest an inbound snapshot stream may go without a chunk before the
     /// connection is closed.
     pub rpc_timeout: Duration,
-    /// How long dialing and the handshake may take.
+    /// How long dialing and the handshake may take, on either side.
     pub connect_timeout: Duration,
     /// AppendEntries in flight on a pipeline.
     pub pipeline_depth: usize,
@@ -40,7 +40,9 @@ pub struct TcpConfig {
     /// announced length from this budget until it has arrived, waiting up to
     /// `rpc_timeout` for room. Never below `max_frame_size`.
     pub frame_memory_max: u64,
-    /// The most inbound connections served at once.
+    /// The most inbound connections served at once, after their handshake.
+    /// A peer's new connection beyond this closes the least recently used
+    /// connection of any peer, so a known peer can always get in.
     pub max_inbound_connections: usize,
     /// An inbound connection that sends nothing for this long is closed.
     pub idle_timeout: Duration,
@@ -53,6 +55,19 @@ pub struct TcpConfig {
     pub snapshot_chunk_size: usize,
     /// Which peers may be talked to (all, when `None`).
     pub peer_filter: Option<PeerFilter>,
+    /// The cluster's shared secret: with one, each end of every connection
+    /// proves in the handshake that it knows it (HMAC-SHA256 over both sides'
+    /// nonces), and a peer that cannot is refused. Authentication without
+    /// TLS (the traffic itself stays readable); every node needs the same
+    /// secret, and all or none of them must have one.
+    pub cluster_secret: Option<crate::ClusterSecret>,
+    /// Connections that have not finished their handshake are served at most
+    /// this many at once; a new one evicts the oldest, so connections that
+    /// never say anything cannot keep a real peer out.
+    pub max_pending_handshakes: usize,
+    /// The most connections one peer (by node id) may hold open; a new one
+    /// beyond this closes that peer's least recently used.
+    pub max_connections_per_peer: usize,
     /// Mutual TLS (feature `tls`).
     #[cfg(feature = "tls")]
     pub tls: Option<crate::tls::TlsConfig>,
@@ -69,6 +84,7 @@ impl std::fmt::Debug for TcpConfig {
             .field("rpc_timeout", &self.rpc_timeout)
             .field("pipeline_depth", &self.pipeline_depth)
             .field("max_frame_size", &self.max_frame_size)
+            .field("cluster_secret", &self.cluster_secret)
             .finish_non_exhaustive()
     }
 }
@@ -96,6 +112,9 @@ impl TcpConfig {
             keepalive: Some(Duration::from_secs(15)),
             snapshot_chunk_size: 1 << 20,
             peer_filter: None,
+            cluster_secret: None,
+            max_pending_handshakes: 64,
+            max_connections_per_peer: 32,
             #[cfg(feature = "tls")]
             tls: None,
         }

@@ -2,10 +2,10 @@
 //! reader, and the handshake both ends perform on it.
 
 use crate::TcpConfig;
-use crate::wire::{self, ConnectionKind, Frame, FrameKind, Hello, WireError};
+use crate::wire::{self, Auth, ConnectionKind, Frame, FrameKind, Hello, Status, Welcome, WireError};
 use bytes::BytesMut;
 use raft_core::codec;
-use raft_core::{Message, ServerId, TransportError};
+use raft_core::{Message, ServerAddress, ServerId, TransportError};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -182,80 +182,203 @@ pub(crate) fn message(frame: &Frame) -> Result<Message, TransportError> {
     codec::decode_message(frame.body.clone()).map_err(TransportError::Decode)
 }
 
-async fn read_hello(stream: &mut BoxStream) -> Result<Hello, TransportError> {
-    let mut buf = Vec::with_capacity(wire::HELLO_MAX);
-    let mut byte = [0u8; 64];
+/// What the TLS layer proves about the peer: nothing without TLS.
+#[derive(Default)]
+pub(crate) struct PeerIdentity {
+    #[cfg(feature = "tls")]
+    pub(crate) cert: Option<crate::tls::PeerCert>,
+}
+
+impl PeerIdentity {
+    /// Whether the peer may claim node id `id` (always, without TLS).
+    fn check(&self, id: &ServerId) -> Result<(), String> {
+        #[cfg(feature = "tls")]
+        if let Some(cert) = &self.cert {
+            return cert.check(id);
+        }
+        let _ = id;
+        Ok(())
+    }
+}
+
+/// Reads one handshake message, whose length `length` tells from its first
+/// bytes, reading no byte past it (the frames that follow stay unread).
+async fn read_message(
+    stream: &mut BoxStream,
+    max: usize,
+    length: fn(&[u8]) -> Result<Option<usize>, WireError>,
+) -> Result<Vec<u8>, TransportError> {
+    let mut buf = Vec::with_capacity(max);
+    let mut chunk = [0u8; 64];
     loop {
-        if let Some(len) = Hello::length(&buf).map_err(TransportError::from)?
+        let known = length(&buf).map_err(TransportError::from)?;
+        if let Some(len) = known
             && buf.len() >= len
         {
-            return Hello::decode(&buf[..len]).map_err(TransportError::from);
+            return Ok(buf);
         }
-        if buf.len() >= wire::HELLO_MAX {
+        if buf.len() >= max {
             return Err(WireError::Truncated.into());
         }
-        // Read no further than the handshake could reach, so no frame byte is consumed.
-        let want = match Hello::length(&buf).map_err(TransportError::from)? {
-            Some(len) => len - buf.len(),
-            None => (9usize.saturating_sub(buf.len())).max(1),
-        };
-        let n = stream.read(&mut byte[..want.min(64)]).await?;
+        let want = known.map_or(1, |len| len - buf.len()).min(chunk.len());
+        let n = stream.read(&mut chunk[..want]).await?;
         if n == 0 {
             return Err(TransportError::Io(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 "the peer closed the connection during the handshake",
             )));
         }
-        buf.extend_from_slice(&byte[..n]);
+        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
-fn check_peer(config: &TcpConfig, theirs: &Hello) -> Result<(), TransportError> {
-    if theirs.version != wire::WIRE_VERSION {
-        return Err(TransportError::VersionMismatch { ours: wire::WIRE_VERSION, theirs: theirs.version });
-    }
-    if theirs.cluster_id != config.cluster_id {
-        return Err(TransportError::ClusterMismatch {
-            ours: config.cluster_id.clone(),
-            theirs: theirs.cluster_id.clone(),
-        });
-    }
-    Ok(())
+fn auth_mode(config: &TcpConfig) -> Auth {
+    if config.cluster_secret.is_some() { Auth::HmacSha256 } else { Auth::None }
 }
 
-fn hello(config: &TcpConfig, kind: ConnectionKind) -> Hello {
-    Hello {
+fn auth_failed(reason: impl Into<String>) -> TransportError {
+    TransportError::AuthenticationFailed { reason: reason.into() }
+}
+
+/// The dialing side: sends its hello, reads the server's answer, checks the
+/// server's node id against its certificate (TLS) and, with a cluster
+/// secret, checks the server's proof, sends its own and waits for the
+/// server to accept it.
+pub(crate) async fn client_handshake(
+    mut stream: BoxStream,
+    identity: PeerIdentity,
+    config: &TcpConfig,
+    limits: &FrameLimits,
+    target: &ServerAddress,
+    kind: ConnectionKind,
+) -> Result<Conn, TransportError> {
+    let hello = Hello {
         version: wire::WIRE_VERSION,
         cluster_id: config.cluster_id.clone(),
         node_id: config.node_id.clone(),
         kind,
+        auth: auth_mode(config),
+        nonce: crate::auth::nonce(),
+    };
+    let hello_bytes = hello.encode();
+    stream.write_all(&hello_bytes).await?;
+    let welcome_bytes = read_message(&mut stream, wire::WELCOME_MAX, Welcome::length).await?;
+    let welcome = Welcome::decode(&welcome_bytes)?;
+    if welcome.version != wire::WIRE_VERSION && welcome.status == Status::Ok {
+        return Err(TransportError::VersionMismatch { ours: wire::WIRE_VERSION, theirs: welcome.version });
     }
+    match welcome.status {
+        Status::Ok => {}
+        Status::VersionMismatch => {
+            return Err(TransportError::VersionMismatch {
+                ours: wire::WIRE_VERSION,
+                theirs: welcome.version,
+            });
+        }
+        Status::ClusterMismatch => {
+            return Err(TransportError::ClusterMismatch { ours: config.cluster_id.clone(), theirs: None });
+        }
+        Status::AuthModeMismatch => {
+            return Err(auth_failed("only one of this node and the peer has a cluster secret"));
+        }
+        Status::AuthenticationFailed => return Err(auth_failed("the peer refused this node's proof")),
+        Status::IdentityMismatch => {
+            return Err(auth_failed(format!(
+                "the peer says this node's certificate does not name node id {}",
+                config.node_id
+            )));
+        }
+        Status::Refused => return Err(TransportError::Unreachable(target.clone())),
+    }
+    identity.check(&welcome.node_id).map_err(auth_failed)?;
+    if let Some(secret) = &config.cluster_secret {
+        let unsigned = Welcome { mac: Vec::new(), ..welcome.clone() }.encode();
+        if !secret.check_server(&hello_bytes, &unsigned, &welcome.mac) {
+            return Err(auth_failed("the peer does not know the cluster secret"));
+        }
+        stream.write_all(&secret.client_proof(&hello_bytes, &welcome_bytes)).await?;
+        let mut ack = [0u8; 1];
+        stream.read_exact(&mut ack).await?;
+        if ack[0] != Status::Ok as u8 {
+            return Err(auth_failed("the peer refused this node's proof of the cluster secret"));
+        }
+    }
+    Ok(Conn::new(stream, limits.clone(), welcome.node_id))
 }
 
-/// The dialing side: sends its hello, reads the server's, checks it.
-pub(crate) async fn client_handshake(
-    mut stream: BoxStream,
-    config: &TcpConfig,
-    limits: &FrameLimits,
-    kind: ConnectionKind,
-) -> Result<Conn, TransportError> {
-    stream.write_all(&hello(config, kind).encode()).await?;
-    let theirs = read_hello(&mut stream).await?;
-    check_peer(config, &theirs)?;
-    Ok(Conn::new(stream, limits.clone(), theirs.node_id))
-}
-
-/// The accepting side: reads the client's hello, answers with its own (so
-/// the client can name a mismatch too), then checks the client's.
+/// The accepting side: reads the client's hello and checks it before saying
+/// anything about itself (version, cluster id, whether a secret is used, the
+/// node id against the client's certificate, the peer filter); a refusal
+/// answers with the reason only. Then it answers with its node id and, with
+/// a cluster secret, its proof, and checks the client's.
 pub(crate) async fn server_handshake(
     mut stream: BoxStream,
+    identity: PeerIdentity,
     config: &TcpConfig,
     limits: &FrameLimits,
 ) -> Result<(Conn, ConnectionKind), TransportError> {
-    let theirs = read_hello(&mut stream).await?;
-    stream.write_all(&hello(config, theirs.kind).encode()).await?;
-    check_peer(config, &theirs)?;
-    Ok((Conn::new(stream, limits.clone(), theirs.node_id), theirs.kind))
+    let hello_bytes = match read_message(&mut stream, wire::HELLO_MAX, Hello::length).await {
+        Err(error @ TransportError::VersionMismatch { .. }) => {
+            refuse(&mut stream, Status::VersionMismatch).await;
+            return Err(error);
+        }
+        other => other?,
+    };
+    let hello = Hello::decode(&hello_bytes)?;
+    let allowed = |id: &ServerId| {
+        let anywhere = ServerAddress::new(String::new());
+        config.peer_filter.as_ref().is_none_or(|filter| filter(&anywhere, Some(id)))
+    };
+    let refusal = if hello.cluster_id != config.cluster_id {
+        let theirs = Some(hello.cluster_id.clone());
+        Some((
+            Status::ClusterMismatch,
+            TransportError::ClusterMismatch { ours: config.cluster_id.clone(), theirs },
+        ))
+    } else if hello.auth != auth_mode(config) {
+        Some((
+            Status::AuthModeMismatch,
+            auth_failed("only one of this node and the peer has a cluster secret"),
+        ))
+    } else if let Err(reason) = identity.check(&hello.node_id) {
+        Some((Status::IdentityMismatch, auth_failed(reason)))
+    } else if !allowed(&hello.node_id) {
+        Some((Status::Refused, TransportError::Unreachable(ServerAddress::new(hello.node_id.to_string()))))
+    } else {
+        None
+    };
+    if let Some((status, error)) = refusal {
+        refuse(&mut stream, status).await;
+        return Err(error);
+    }
+    let mut welcome = Welcome {
+        version: wire::WIRE_VERSION,
+        status: Status::Ok,
+        node_id: config.node_id.clone(),
+        nonce: crate::auth::nonce(),
+        mac: Vec::new(),
+    };
+    if let Some(secret) = &config.cluster_secret {
+        welcome.mac = secret.server_proof(&hello_bytes, &welcome.encode()).to_vec();
+    }
+    let welcome_bytes = welcome.encode();
+    stream.write_all(&welcome_bytes).await?;
+    if let Some(secret) = &config.cluster_secret {
+        let mut proof = [0u8; wire::MAC_LEN];
+        stream.read_exact(&mut proof).await?;
+        if !secret.check_client(&hello_bytes, &welcome_bytes, &proof) {
+            let _ = stream.write_all(&[Status::AuthenticationFailed as u8]).await;
+            return Err(auth_failed(format!("peer {} does not know the cluster secret", hello.node_id)));
+        }
+        stream.write_all(&[Status::Ok as u8]).await?;
+    }
+    Ok((Conn::new(stream, limits.clone(), hello.node_id), hello.kind))
+}
+
+/// Answers a hello with a refusal and nothing else.
+async fn refuse(stream: &mut BoxStream, status: Status) {
+    let _ = stream.write_all(&Welcome::refusal(status).encode()).await;
+    let _ = stream.shutdown().await;
 }
 
 #[cfg(test)]

@@ -1,8 +1,13 @@
 //! A production TCP [`Transport`](raft_core::Transport) for raft-kit, on tokio.
 //!
 //! Each connection starts with a handshake naming the wire protocol version,
-//! the cluster id and the node id: a peer of another cluster or another
-//! version is refused with a typed error on both sides. Then length-prefixed
+//! the cluster id and the node id; the accepting side checks the dialing
+//! side's before saying anything about itself, and a peer of another cluster
+//! or another version is refused with a typed error. The cluster id guards
+//! against misconfiguration only: for authentication, give every node the
+//! same [`ClusterSecret`] (each side proves it with an HMAC challenge) or use
+//! mutual TLS (feature `tls`), where a certificate names the node ids it may
+//! claim. Then length-prefixed
 //! frames carry `raft_core::codec` messages. Connections to each peer are
 //! pooled; concurrent RPCs use separate connections, so a heartbeat never
 //! waits behind a large AppendEntries; pipelined AppendEntries get a
@@ -14,7 +19,9 @@
 //!
 //! - [`TcpTransport`]: the transport; [`TcpConfig`] configures it.
 //! - `wire` ([`wire`]): handshake and frame encoding, pure and fuzzable.
-//! - `conn`, `server`, `transport` (private): connections, the accepting side, the dialing side.
+//! - [`ClusterSecret`]: the optional shared secret of the handshake's proofs.
+//! - `conn`, `server`, `slots`, `transport` (private): connections and the
+//!   handshake, the accepting side and its connection slots, the dialing side.
 //!
 //! # Quick start
 //!
@@ -39,15 +46,18 @@
 //! # Ok(()) }
 //! ```
 
+mod auth;
 mod config;
 mod conn;
 mod server;
+mod slots;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
 pub mod wire;
 
+pub use auth::{ClusterSecret, SECRET_MIN};
 pub use config::{PeerFilter, TcpConfig};
 #[cfg(feature = "tls")]
-pub use tls::TlsConfig;
+pub use tls::{NodeNames, TlsConfig};
 pub use transport::{TcpError, TcpTransport};

@@ -1,8 +1,11 @@
-//! The accepting side: a listener bounded by a semaphore, a handshake per
-//! connection, and a task per connection that hands requests to the node and
-//! writes the answers back in order.
+//! The accepting side: a listener whose connections hold slots of a
+//! [`Registry`](crate::slots::Registry) (a small budget while they
+//! handshake, bounded per peer and in all after), a handshake per
+//! connection, and a task per connection that hands requests to the node
+//! and writes the answers back in order.
 
 use crate::conn::{self, BoxStream};
+use crate::slots::{Limits, Registry, Slot};
 use crate::transport::Shared;
 use crate::wire::{self, Frame, FrameKind};
 use bytes::{Bytes, BytesMut};
@@ -13,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 /// An answer the node will give, as a message to send back.
 type Pending = Pin<Box<dyn Future<Output = Result<Message, String>> + Send>>;
@@ -25,7 +28,12 @@ const CHUNKS_MAX: usize = 4;
 
 /// Accepts connections until shutdown, retrying accept errors with backoff.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, rpcs: mpsc::Sender<Rpc>) {
-    let permits = Arc::new(Semaphore::new(shared.config.max_inbound_connections.max(1)));
+    let config = &shared.config;
+    let registry = Registry::new(Limits {
+        pending_max: config.max_pending_handshakes,
+        per_peer_max: config.max_connections_per_peer,
+        total_max: config.max_inbound_connections,
+    });
     let mut shutdown = shared.shutdown.subscribe();
     let mut backoff = Duration::from_millis(5);
     let mut connections = tokio::task::JoinSet::new();
@@ -53,17 +61,15 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, rpcs
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "too many inbound connections; refusing one");
-            continue;
-        };
         conn::tune(&stream, &shared.config);
-        let (shared, rpcs) = (shared.clone(), rpcs.clone());
-        connections.spawn(async move {
-            if let Err(error) = serve(stream, shared, rpcs).await {
-                tracing::debug!(%peer, %error, "inbound connection closed");
-            }
-            drop(permit);
+        let (shared, rpcs, registry_) = (shared.clone(), rpcs.clone(), registry.clone());
+        registry.admit(|slot| {
+            connections.spawn(async move {
+                if let Err(error) = serve(stream, shared, rpcs, &registry_, &slot).await {
+                    tracing::debug!(%peer, %error, "inbound connection closed");
+                }
+                drop(slot);
+            })
         });
     }
 }
@@ -72,22 +78,20 @@ async fn serve(
     stream: tokio::net::TcpStream,
     shared: Arc<Shared>,
     rpcs: mpsc::Sender<Rpc>,
+    registry: &Registry,
+    slot: &Slot,
 ) -> Result<(), TransportError> {
     let config = &shared.config;
     let mut shutdown = shared.shutdown.subscribe();
     let handshake = async {
-        let stream: BoxStream = shared.accept_stream(stream).await?;
-        conn::server_handshake(stream, config, &shared.limits).await
+        let (stream, identity) = shared.accept_stream(stream).await?;
+        conn::server_handshake(stream, identity, config, &shared.limits).await
     };
     let (conn, _kind) = tokio::time::timeout(config.connect_timeout, handshake).await.map_err(|_| {
         TransportError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))
     })??;
+    registry.identified(slot.id, &conn.peer);
     let peer_addr = raft_core::ServerAddress::new(String::new());
-    if let Some(filter) = &config.peer_filter
-        && !filter(&peer_addr, Some(&conn.peer))
-    {
-        return Err(TransportError::Unreachable(raft_core::ServerAddress::new(conn.peer.to_string())));
-    }
     let peer = conn.peer.clone();
     let (reader, writer) = tokio::io::split(conn.stream);
     let (pending_tx, pending_rx) = mpsc::channel::<(u64, Pending)>(PENDING_MAX);
@@ -101,7 +105,10 @@ async fn serve(
         };
         let frame = match next {
             Err(_) => break Err(TransportError::Timeout(raft_core::ServerAddress::new(peer.to_string()))),
-            Ok(Ok(Some(frame))) => frame,
+            Ok(Ok(Some(frame))) => {
+                slot.activity.touch();
+                frame
+            }
             Ok(Ok(None)) => break Ok(()),
             Ok(Err(error)) => break Err(error),
         };

@@ -1,16 +1,69 @@
 //! Mutual TLS (feature `tls`): every node presents a certificate signed by
-//! the cluster's CA and accepts only peers that do the same.
+//! the cluster's CA and accepts only peers that do the same, and a
+//! certificate names the node ids it may claim ([`NodeNames`]).
 
 use crate::TcpError;
 use crate::conn::BoxStream;
-use raft_core::{ServerAddress, TransportError};
+use raft_core::{ServerAddress, ServerId, TransportError};
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::rustls::pki_types::{CertificateDer, DnsName, PrivateKeyDer, ServerName};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// How a node's certificate names its node id, so that a certificate of the
+/// cluster's CA cannot claim another node's id (not even the server's own).
+///
+/// The check runs in the handshake on both ends: the server checks the node
+/// id the client claims against the client's certificate, the client checks
+/// the node id the server answers with against the server's certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeNames {
+    /// Each node's certificate carries its node id as a DNS subject
+    /// alternative name: node `node-1` has `DNS:node-1` (the default; node
+    /// ids must then be DNS names).
+    #[default]
+    Id,
+    /// Each node's certificate carries `DNS:<node id>.<suffix>`, e.g.
+    /// `node-1.raft.example.com` for the suffix `raft.example.com`.
+    IdWithSuffix(String),
+    /// No check: any certificate of the cluster's CA may claim any node id.
+    Unchecked,
+}
+
+impl NodeNames {
+    /// The DNS name a certificate must carry for node `id`, or `None` when unchecked.
+    fn name_for(&self, id: &ServerId) -> Option<String> {
+        match self {
+            NodeNames::Id => Some(id.as_str().to_owned()),
+            NodeNames::IdWithSuffix(suffix) => Some(format!("{}.{suffix}", id.as_str())),
+            NodeNames::Unchecked => None,
+        }
+    }
+}
+
+/// The certificate a peer presented, and the rule it is held to.
+pub(crate) struct PeerCert {
+    cert: CertificateDer<'static>,
+    names: NodeNames,
+}
+
+impl PeerCert {
+    /// Whether the certificate names node `id` as `names` requires.
+    pub(crate) fn check(&self, id: &ServerId) -> Result<(), String> {
+        let Some(name) = self.names.name_for(id) else { return Ok(()) };
+        let dns = DnsName::try_from(name.clone()).map_err(|_| {
+            format!("node id {id} makes {name:?}, which is not a DNS name a certificate can carry")
+        })?;
+        let cert = webpki::EndEntityCert::try_from(&self.cert)
+            .map_err(|error| format!("the peer's certificate does not parse: {error}"))?;
+        cert.verify_is_valid_for_subject_name(&ServerName::DnsName(dns))
+            .map_err(|_| format!("the peer claims node id {id}, but its certificate does not name {name}"))
+    }
+}
 
 /// The certificates and key for mutual TLS, in PEM.
 #[derive(Clone)]
@@ -24,11 +77,35 @@ pub struct TlsConfig {
     /// The name checked in a peer's certificate when dialing it; by default
     /// the host part of the address dialed (an IP or a DNS name).
     pub server_name: Option<String>,
+    /// How certificates name node ids (see [`NodeNames`]).
+    pub node_names: NodeNames,
+}
+
+impl TlsConfig {
+    /// A config from the cluster's CA, this node's certificate chain and its
+    /// key (PEM), checking peers' certificates for the address dialed and
+    /// for the node id they claim ([`NodeNames::Id`]).
+    pub fn new(
+        ca_pem: impl Into<Vec<u8>>,
+        cert_chain_pem: impl Into<Vec<u8>>,
+        private_key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        Self {
+            ca_pem: ca_pem.into(),
+            cert_chain_pem: cert_chain_pem.into(),
+            private_key_pem: private_key_pem.into(),
+            server_name: None,
+            node_names: NodeNames::Id,
+        }
+    }
 }
 
 impl std::fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsConfig").field("server_name", &self.server_name).finish_non_exhaustive()
+        f.debug_struct("TlsConfig")
+            .field("server_name", &self.server_name)
+            .field("node_names", &self.node_names)
+            .finish_non_exhaustive()
     }
 }
 
@@ -37,6 +114,7 @@ pub(crate) struct TlsParts {
     acceptor: TlsAcceptor,
     connector: TlsConnector,
     server_name: Option<String>,
+    node_names: NodeNames,
 }
 
 fn tls_error(what: &str, error: impl std::fmt::Display) -> TcpError {
@@ -83,19 +161,25 @@ impl TlsParts {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             connector: TlsConnector::from(Arc::new(client)),
             server_name: config.server_name.clone(),
+            node_names: config.node_names.clone(),
         })
     }
 
-    pub(crate) async fn accept(&self, tcp: TcpStream) -> Result<BoxStream, TransportError> {
+    pub(crate) async fn accept(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<(BoxStream, Option<PeerCert>), TransportError> {
         let stream = self.acceptor.accept(tcp).await?;
-        Ok(Box::pin(stream))
+        let cert = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first()).cloned();
+        let peer = cert.map(|cert| PeerCert { cert, names: self.node_names.clone() });
+        Ok((Box::pin(stream), peer))
     }
 
     pub(crate) async fn connect(
         &self,
         tcp: TcpStream,
         target: &ServerAddress,
-    ) -> Result<BoxStream, TransportError> {
+    ) -> Result<(BoxStream, Option<PeerCert>), TransportError> {
         let host = match &self.server_name {
             Some(name) => name.clone(),
             None => host_of(target.as_str()),
@@ -107,7 +191,9 @@ impl TlsParts {
             ))
         })?;
         let stream = self.connector.connect(name, tcp).await?;
-        Ok(Box::pin(stream))
+        let cert = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first()).cloned();
+        let peer = cert.map(|cert| PeerCert { cert, names: self.node_names.clone() });
+        Ok((Box::pin(stream), peer))
     }
 }
 

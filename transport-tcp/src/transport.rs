@@ -2,7 +2,7 @@
 //! connections, pipelines, snapshot streaming, and shutdown.
 
 use crate::TcpConfig;
-use crate::conn::{self, BoxStream, Conn};
+use crate::conn::{self, BoxStream, Conn, PeerIdentity};
 use crate::wire::{ConnectionKind, FrameKind};
 use bytes::BytesMut;
 use raft_core::*;
@@ -57,26 +57,32 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Wraps an accepted socket in TLS when configured.
-    pub(crate) async fn accept_stream(&self, tcp: TcpStream) -> Result<BoxStream, TransportError> {
+    /// Wraps an accepted socket in TLS when configured; says what the TLS
+    /// layer proved about the peer.
+    pub(crate) async fn accept_stream(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<(BoxStream, PeerIdentity), TransportError> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
-            return tls.accept(tcp).await;
+            let (stream, cert) = tls.accept(tcp).await?;
+            return Ok((stream, PeerIdentity { cert }));
         }
-        Ok(Box::pin(tcp))
+        Ok((Box::pin(tcp), PeerIdentity::default()))
     }
 
     async fn connect_stream(
         &self,
         tcp: TcpStream,
         target: &ServerAddress,
-    ) -> Result<BoxStream, TransportError> {
+    ) -> Result<(BoxStream, PeerIdentity), TransportError> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
-            return tls.connect(tcp, target).await;
+            let (stream, cert) = tls.connect(tcp, target).await?;
+            return Ok((stream, PeerIdentity { cert }));
         }
         let _ = target;
-        Ok(Box::pin(tcp))
+        Ok((Box::pin(tcp), PeerIdentity::default()))
     }
 
     fn allowed(&self, target: &ServerAddress) -> bool {
@@ -95,8 +101,8 @@ impl Shared {
                 _ => TransportError::Io(error),
             })?;
             conn::tune(&tcp, &self.config);
-            let stream = self.connect_stream(tcp, target).await?;
-            conn::client_handshake(stream, &self.config, &self.limits, kind).await
+            let (stream, identity) = self.connect_stream(tcp, target).await?;
+            conn::client_handshake(stream, identity, &self.config, &self.limits, target, kind).await
         };
         tokio::time::timeout(self.config.connect_timeout, connect)
             .await

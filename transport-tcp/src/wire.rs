@@ -1,20 +1,26 @@
-//! The wire protocol: a handshake, then length-prefixed frames whose bodies
-//! are `raft_core::codec` messages. Pure encoding and decoding, no I/O, so
-//! it can be fuzzed; the layout is in `docs/wire-protocol.md`.
+//! The wire protocol: a handshake (the client's [`Hello`], the server's
+//! [`Welcome`], and with a cluster secret one proof each way), then
+//! length-prefixed frames whose bodies are `raft_core::codec` messages. Pure
+//! encoding and decoding, no I/O, so it can be fuzzed; the layout is in
+//! `docs/wire-protocol.md`.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use raft_core::TransportError;
 use raft_core::codec::{DecodeError, decode_message, encode_message};
 use raft_core::{Message, ServerId};
 
-/// The first bytes of every handshake.
+/// The first bytes of every handshake message.
 pub const MAGIC: [u8; 4] = *b"RKIT";
 /// The wire protocol version this code speaks.
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 /// A frame header: body length (u32 LE), kind (u8), request id (u64 LE).
 pub const FRAME_HEADER: usize = 4 + 1 + 8;
 /// The longest cluster id or node id a handshake carries.
 pub const NAME_MAX: usize = 255;
+/// The length of the nonces each side sends.
+pub const NONCE_LEN: usize = 16;
+/// The length of an HMAC-SHA256 tag.
+pub const MAC_LEN: usize = 32;
 
 /// What a connection is for, declared in its handshake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,7 +31,27 @@ pub enum ConnectionKind {
     Pipeline = 2,
 }
 
-/// The handshake each side sends first.
+/// How the two ends prove they share the cluster secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// No proof (the cluster id guards against misconfiguration only).
+    None = 0,
+    /// Each side proves it knows the cluster secret with an HMAC-SHA256 over
+    /// both sides' nonces and hello bytes.
+    HmacSha256 = 1,
+}
+
+impl Auth {
+    fn from_u8(value: u8) -> Result<Self, WireError> {
+        match value {
+            0 => Ok(Auth::None),
+            1 => Ok(Auth::HmacSha256),
+            other => Err(WireError::UnknownAuth(other)),
+        }
+    }
+}
+
+/// The dialing side's first message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hello {
     /// The sender's wire protocol version.
@@ -34,15 +60,19 @@ pub struct Hello {
     pub cluster_id: String,
     /// The sender's node id.
     pub node_id: ServerId,
-    /// What the connection is for (the server echoes the client's).
+    /// What the connection is for.
     pub kind: ConnectionKind,
+    /// How the sender will prove it knows the cluster secret.
+    pub auth: Auth,
+    /// Fresh random bytes, so that the server's proof cannot be replayed.
+    pub nonce: [u8; NONCE_LEN],
 }
 
-/// The most bytes a handshake can take.
-pub const HELLO_MAX: usize = 4 + 4 + 1 + NAME_MAX + 1 + NAME_MAX + 1;
+/// The most bytes a hello can take.
+pub const HELLO_MAX: usize = 4 + 4 + 1 + NAME_MAX + 1 + NAME_MAX + 1 + 1 + NONCE_LEN;
 
 impl Hello {
-    /// Encodes the handshake.
+    /// Encodes the hello.
     pub fn encode(&self) -> Bytes {
         let mut buf = BytesMut::with_capacity(HELLO_MAX);
         buf.put_slice(&MAGIC);
@@ -50,38 +80,46 @@ impl Hello {
         put_name(&mut buf, &self.cluster_id);
         put_name(&mut buf, self.node_id.as_str());
         buf.put_u8(self.kind as u8);
+        buf.put_u8(self.auth as u8);
+        buf.put_slice(&self.nonce);
         buf.freeze()
     }
 
-    /// How many bytes the handshake at the start of `input` takes, once
-    /// enough of it has arrived to tell; `None` while more is needed.
+    /// How many bytes the hello at the start of `input` takes, once enough of
+    /// it has arrived to tell; `None` while more is needed. A hello of
+    /// another wire version is [`WireError::Version`] as soon as its version
+    /// has arrived, so the server can say so without reading the rest.
     pub fn length(input: &[u8]) -> Result<Option<usize>, WireError> {
         if input.len() >= 4 && input[..4] != MAGIC {
             return Err(WireError::BadMagic);
         }
-        if input.len() < 9 {
+        if input.len() < 8 {
             return Ok(None);
         }
-        let cluster_len = input[8] as usize;
-        let at = 9 + cluster_len;
-        if input.len() <= at {
-            return Ok(None);
+        let version = u32::from_le_bytes([input[4], input[5], input[6], input[7]]);
+        if version != WIRE_VERSION {
+            return Err(WireError::Version(version));
         }
-        let node_len = input[at] as usize;
-        Ok(Some(at + 1 + node_len + 1))
+        let Some(&cluster_len) = input.get(8) else { return Ok(None) };
+        let at = 9 + cluster_len as usize;
+        let Some(&node_len) = input.get(at) else { return Ok(None) };
+        Ok(Some(at + 1 + node_len as usize + 1 + 1 + NONCE_LEN))
     }
 
-    /// Decodes a complete handshake.
+    /// Decodes a complete hello.
     pub fn decode(input: &[u8]) -> Result<Hello, WireError> {
         let mut buf = input;
-        if buf.len() < 9 || buf[..4] != MAGIC {
+        if buf.len() < 8 || buf[..4] != MAGIC {
             return Err(WireError::BadMagic);
         }
         buf.advance(4);
         let version = buf.get_u32_le();
+        if version != WIRE_VERSION {
+            return Err(WireError::Version(version));
+        }
         let cluster_id = take_name(&mut buf)?;
         let node_id = ServerId(take_name(&mut buf)?);
-        if buf.is_empty() {
+        if buf.len() != 2 + NONCE_LEN {
             return Err(WireError::Truncated);
         }
         let kind = match buf.get_u8() {
@@ -89,10 +127,140 @@ impl Hello {
             2 => ConnectionKind::Pipeline,
             other => return Err(WireError::UnknownConnectionKind(other)),
         };
-        if !buf.is_empty() {
+        let auth = Auth::from_u8(buf.get_u8())?;
+        let mut nonce = [0u8; NONCE_LEN];
+        buf.copy_to_slice(&mut nonce);
+        Ok(Hello { version, cluster_id, node_id, kind, auth, nonce })
+    }
+}
+
+/// How the accepting side answers a hello.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Accepted.
+    Ok = 0,
+    /// The client speaks another wire version (the answer carries the server's).
+    VersionMismatch = 1,
+    /// The client names another cluster (the answer does not say which is the server's).
+    ClusterMismatch = 2,
+    /// The two sides disagree on whether to prove the cluster secret.
+    AuthModeMismatch = 3,
+    /// The client's proof of the cluster secret was wrong.
+    AuthenticationFailed = 4,
+    /// Under mutual TLS, the client's certificate does not name the node id it claims.
+    IdentityMismatch = 5,
+    /// The server does not talk to this peer (its peer filter).
+    Refused = 6,
+}
+
+impl Status {
+    fn from_u8(value: u8) -> Result<Self, WireError> {
+        Ok(match value {
+            0 => Status::Ok,
+            1 => Status::VersionMismatch,
+            2 => Status::ClusterMismatch,
+            3 => Status::AuthModeMismatch,
+            4 => Status::AuthenticationFailed,
+            5 => Status::IdentityMismatch,
+            6 => Status::Refused,
+            other => return Err(WireError::UnknownStatus(other)),
+        })
+    }
+}
+
+/// The accepting side's answer to a hello. Only an accepted hello learns
+/// who the server is; a refusal says why and nothing more.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Welcome {
+    /// The server's wire protocol version.
+    pub version: u32,
+    /// Whether the hello was accepted, and if not, why.
+    pub status: Status,
+    /// The server's node id (empty unless accepted).
+    pub node_id: ServerId,
+    /// The server's nonce (zero unless accepted).
+    pub nonce: [u8; NONCE_LEN],
+    /// The server's proof of the cluster secret (empty unless accepted with HMAC).
+    pub mac: Vec<u8>,
+}
+
+/// The most bytes a welcome can take.
+pub const WELCOME_MAX: usize = 4 + 4 + 1 + 1 + NAME_MAX + NONCE_LEN + 1 + MAC_LEN;
+
+impl Welcome {
+    /// A refusal with `status`.
+    pub fn refusal(status: Status) -> Self {
+        Self {
+            version: WIRE_VERSION,
+            status,
+            node_id: ServerId::new(""),
+            nonce: [0; NONCE_LEN],
+            mac: Vec::new(),
+        }
+    }
+
+    /// Encodes the welcome.
+    pub fn encode(&self) -> Bytes {
+        let mut buf = BytesMut::with_capacity(WELCOME_MAX);
+        buf.put_slice(&MAGIC);
+        buf.put_u32_le(self.version);
+        buf.put_u8(self.status as u8);
+        if self.status == Status::Ok {
+            put_name(&mut buf, self.node_id.as_str());
+            buf.put_slice(&self.nonce);
+            let mac = &self.mac[..self.mac.len().min(MAC_LEN)];
+            buf.put_u8(mac.len() as u8);
+            buf.put_slice(mac);
+        }
+        buf.freeze()
+    }
+
+    /// How many bytes the welcome at the start of `input` takes, once
+    /// enough of it has arrived to tell; `None` while more is needed.
+    pub fn length(input: &[u8]) -> Result<Option<usize>, WireError> {
+        if input.len() >= 4 && input[..4] != MAGIC {
+            return Err(WireError::BadMagic);
+        }
+        let Some(&status) = input.get(8) else { return Ok(None) };
+        if Status::from_u8(status)? != Status::Ok {
+            return Ok(Some(9));
+        }
+        let Some(&node_len) = input.get(9) else { return Ok(None) };
+        let at = 10 + node_len as usize + NONCE_LEN;
+        let Some(&mac_len) = input.get(at) else { return Ok(None) };
+        if mac_len as usize > MAC_LEN {
             return Err(WireError::Truncated);
         }
-        Ok(Hello { version, cluster_id, node_id, kind })
+        Ok(Some(at + 1 + mac_len as usize))
+    }
+
+    /// Decodes a complete welcome.
+    pub fn decode(input: &[u8]) -> Result<Welcome, WireError> {
+        let mut buf = input;
+        if buf.len() < 9 || buf[..4] != MAGIC {
+            return Err(WireError::BadMagic);
+        }
+        buf.advance(4);
+        let version = buf.get_u32_le();
+        let status = Status::from_u8(buf.get_u8())?;
+        if status != Status::Ok {
+            return if buf.is_empty() {
+                Ok(Welcome { version, ..Welcome::refusal(status) })
+            } else {
+                Err(WireError::Truncated)
+            };
+        }
+        let node_id = ServerId(take_name(&mut buf)?);
+        if buf.len() < NONCE_LEN + 1 {
+            return Err(WireError::Truncated);
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        buf.copy_to_slice(&mut nonce);
+        let mac_len = buf.get_u8() as usize;
+        if mac_len > MAC_LEN || buf.len() != mac_len {
+            return Err(WireError::Truncated);
+        }
+        Ok(Welcome { version, status, node_id, nonce, mac: buf.to_vec() })
     }
 }
 
@@ -170,6 +338,15 @@ pub enum WireError {
     /// The connection kind byte names no kind.
     #[error("unknown connection kind {0}")]
     UnknownConnectionKind(u8),
+    /// The peer speaks another wire protocol version.
+    #[error("wire protocol version {0} is not {WIRE_VERSION}")]
+    Version(u32),
+    /// The authentication byte names no method.
+    #[error("unknown authentication method {0}")]
+    UnknownAuth(u8),
+    /// The handshake status byte names no status.
+    #[error("unknown handshake status {0}")]
+    UnknownStatus(u8),
     /// The frame kind byte names no kind.
     #[error("unknown frame kind {0}")]
     UnknownFrameKind(u8),
@@ -193,6 +370,7 @@ impl From<WireError> for TransportError {
     fn from(error: WireError) -> Self {
         match error {
             WireError::FrameTooLarge { size, max } => TransportError::FrameTooLarge { size, max },
+            WireError::Version(theirs) => TransportError::VersionMismatch { ours: WIRE_VERSION, theirs },
             WireError::Body(error) => TransportError::Decode(error),
             other => TransportError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, other)),
         }

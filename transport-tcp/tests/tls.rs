@@ -1,6 +1,8 @@
 //! Mutual TLS (feature `tls`): nodes with certificates from the cluster's CA
 //! talk; a peer with a certificate from another CA, with no certificate, or
-//! speaking plain TCP is refused. Certificates are made at run time.
+//! speaking plain TCP is refused; a certificate of the cluster's CA can claim
+//! only the node id it names (issue #13, item 7). Certificates are made at
+//! run time.
 #![cfg(feature = "tls")]
 
 mod support;
@@ -28,17 +30,14 @@ fn ca(name: &str) -> Ca {
     Ca { pem: cert.pem(), issuer: Issuer::new(params, key) }
 }
 
-fn node_tls(ca: &Ca, trusted: &Ca) -> TlsConfig {
-    let params =
-        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).expect("params");
+/// A certificate from `ca` for the loopback address and node id `named`,
+/// for a node that trusts `trusted`.
+fn node_tls(ca: &Ca, trusted: &Ca, named: &str) -> TlsConfig {
+    let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned(), named.to_owned()];
+    let params = CertificateParams::new(names).expect("params");
     let key = KeyPair::generate().expect("key");
     let cert = params.signed_by(&key, &ca.issuer).expect("signed");
-    TlsConfig {
-        ca_pem: trusted.pem.clone().into_bytes(),
-        cert_chain_pem: cert.pem().into_bytes(),
-        private_key_pem: key.serialize_pem().into_bytes(),
-        server_name: None,
-    }
+    TlsConfig::new(trusted.pem.clone(), cert.pem(), key.serialize_pem())
 }
 
 async fn node(id: &str, tls: Option<TlsConfig>) -> TcpTransport {
@@ -53,15 +52,15 @@ async fn node(id: &str, tls: Option<TlsConfig>) -> TcpTransport {
 async fn nodes_of_one_ca_talk_and_strangers_are_refused() {
     let cluster_ca = ca("cluster CA");
     let other_ca = ca("other CA");
-    let server = node("b", Some(node_tls(&cluster_ca, &cluster_ca))).await;
+    let server = node("b", Some(node_tls(&cluster_ca, &cluster_ca, "b"))).await;
     let delivered = serve(&server);
-    let member = node("a", Some(node_tls(&cluster_ca, &cluster_ca))).await;
+    let member = node("a", Some(node_tls(&cluster_ca, &cluster_ca, "a"))).await;
     let answer =
         member.request_vote(server.local_addr(), RequestVoteRequest { term: 3, ..Default::default() }).await;
     assert!(answer.expect("mutual TLS between members").granted);
 
     // A certificate from another CA, even one that trusts the cluster's CA.
-    let stranger = node("c", Some(node_tls(&other_ca, &cluster_ca))).await;
+    let stranger = node("c", Some(node_tls(&other_ca, &cluster_ca, "c"))).await;
     assert!(stranger.request_vote(server.local_addr(), RequestVoteRequest::default()).await.is_err());
 
     // No TLS at all.
@@ -93,6 +92,8 @@ async fn nodes_of_one_ca_talk_and_strangers_are_refused() {
                 cluster_id: "tls".into(),
                 node_id: "e".into(),
                 kind: transport_tcp::wire::ConnectionKind::Rpc,
+                auth: transport_tcp::wire::Auth::None,
+                nonce: [0; 16],
             };
             let _ = stream.write_all(&hello.encode()).await;
             let mut buf = [0u8; 64];
@@ -101,4 +102,48 @@ async fn nodes_of_one_ca_talk_and_strangers_are_refused() {
     };
     assert!(refused, "a client without a certificate was served");
     assert_eq!(delivered.load(Ordering::SeqCst), 1, "only the member's RPC reached the node");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_of_the_cluster_ca_can_claim_only_its_own_node_id() {
+    let cluster_ca = ca("cluster CA");
+    let server = node("b", Some(node_tls(&cluster_ca, &cluster_ca, "b"))).await;
+    let delivered = serve(&server);
+    // Node a's certificate, claiming to be node b (the server itself) or node z.
+    for claimed in ["b", "z"] {
+        let impostor = node(claimed, Some(node_tls(&cluster_ca, &cluster_ca, "a"))).await;
+        match impostor.request_vote(server.local_addr(), RequestVoteRequest::default()).await {
+            Err(raft_core::TransportError::AuthenticationFailed { .. }) => {}
+            other => panic!("a certificate naming a claimed {claimed}: {other:?}"),
+        }
+    }
+    assert_eq!(delivered.load(Ordering::SeqCst), 0, "an impostor's RPC reached the node");
+    // A server whose certificate does not name the id it answers with is
+    // refused by the client.
+    let fake = node("c", Some(node_tls(&cluster_ca, &cluster_ca, "d"))).await;
+    let client = node("a", Some(node_tls(&cluster_ca, &cluster_ca, "a"))).await;
+    match client.request_vote(fake.local_addr(), RequestVoteRequest::default()).await {
+        Err(raft_core::TransportError::AuthenticationFailed { .. }) => {}
+        other => panic!("a server whose certificate names another node: {other:?}"),
+    }
+    // With the id check off (NodeNames::Unchecked), any certificate of the CA may claim any id.
+    let mut loose = node_tls(&cluster_ca, &cluster_ca, "a");
+    loose.node_names = transport_tcp::NodeNames::Unchecked;
+    let mut loose_server_tls = node_tls(&cluster_ca, &cluster_ca, "x");
+    loose_server_tls.node_names = transport_tcp::NodeNames::Unchecked;
+    let loose_server = node("y", Some(loose_server_tls)).await;
+    serve(&loose_server);
+    let loose_client = node("q", Some(loose)).await;
+    let answer = loose_client.request_vote(loose_server.local_addr(), RequestVoteRequest::default()).await;
+    assert!(answer.expect("unchecked ids").granted);
+    // And with a suffix, the certificate names <id>.<suffix>.
+    let mut suffixed = node_tls(&cluster_ca, &cluster_ca, "a.raft.test");
+    suffixed.node_names = transport_tcp::NodeNames::IdWithSuffix("raft.test".into());
+    let mut suffixed_server = node_tls(&cluster_ca, &cluster_ca, "s.raft.test");
+    suffixed_server.node_names = transport_tcp::NodeNames::IdWithSuffix("raft.test".into());
+    let s = node("s", Some(suffixed_server)).await;
+    serve(&s);
+    let a = node("a", Some(suffixed)).await;
+    let answer = a.request_vote(s.local_addr(), RequestVoteRequest::default()).await;
+    assert!(answer.expect("ids under a suffix").granted);
 }

@@ -38,27 +38,30 @@ impl RawPeer {
     /// Connects to `addr` and completes the handshake as node `node_id` of `cluster`.
     pub(crate) async fn connect(addr: std::net::SocketAddr, cluster: &str, node_id: &str) -> Self {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        use transport_tcp::wire::{ConnectionKind, HELLO_MAX, Hello, WIRE_VERSION};
+        use transport_tcp::wire::{Auth, ConnectionKind, Hello, Status, WELCOME_MAX, WIRE_VERSION, Welcome};
         let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let hello = Hello {
             version: WIRE_VERSION,
             cluster_id: cluster.into(),
             node_id: raft_core::ServerId::new(node_id),
             kind: ConnectionKind::Rpc,
+            auth: Auth::None,
+            nonce: [1; 16],
         };
         stream.write_all(&hello.encode()).await.expect("send hello");
         let mut answer = Vec::new();
         loop {
-            if let Some(len) = Hello::length(&answer).expect("the server's hello")
+            if let Some(len) = Welcome::length(&answer).expect("the server's welcome")
                 && answer.len() >= len
             {
-                Hello::decode(&answer[..len]).expect("the server's hello decodes");
+                let welcome = Welcome::decode(&answer[..len]).expect("the server's welcome decodes");
+                assert_eq!(welcome.status, Status::Ok, "the server refused the hello");
                 answer.drain(..len);
                 break;
             }
-            assert!(answer.len() < HELLO_MAX, "no hello from the server");
+            assert!(answer.len() < WELCOME_MAX, "no welcome from the server");
             let mut byte = [0u8; 1];
-            let n = stream.read(&mut byte).await.expect("read hello");
+            let n = stream.read(&mut byte).await.expect("read the welcome");
             assert!(n > 0, "the server closed during the handshake");
             answer.push(byte[0]);
         }
