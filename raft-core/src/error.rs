@@ -80,20 +80,34 @@ pub enum RaftError {
     LeadershipTransferInProgress,
     /// The configuration given is not valid.
     #[error("invalid configuration: {0}")]
-    Configuration(#[from] ConfigurationError),
+    Configuration(ConfigurationError),
     /// The node's [`Config`](crate::Config) is not valid.
     #[error("invalid config: {0}")]
-    Config(#[from] ConfigError),
-    /// A log or stable store failed.
-    #[error("store failed: {0}")]
+    Config(ConfigError),
+    /// A log or stable store failed (its message says which and how).
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// The snapshot store failed.
-    #[error("snapshot failed: {0}")]
+    #[error(transparent)]
     Snapshot(#[from] SnapshotError),
     /// The transport failed.
-    #[error("transport failed: {0}")]
+    #[error(transparent)]
     Transport(#[from] TransportError),
     /// The state machine failed to snapshot or restore.
-    #[error("state machine failed: {0}")]
+    #[error(transparent)]
     Fsm(#[from] FsmError),
+}
+
+// The two that add their own words say their cause's message and do not
+// also return it from `source()`, so that no report says it twice.
+impl From<ConfigurationError> for RaftError {
+    fn from(error: ConfigurationError) -> Self {
+        RaftError::Configuration(error)
+    }
+}
+
+impl From<ConfigError> for RaftError {
+    fn from(error: ConfigError) -> Self {
+        RaftError::Config(error)
+    }
 }

@@ -199,6 +199,9 @@ fn into_snapshot_error(error: io::Error, id: &str) -> SnapshotError {
             SnapshotError::ChecksumMismatch { id, expected, actual } => {
                 SnapshotError::ChecksumMismatch { id: id.clone(), expected: *expected, actual: *actual }
             }
+            SnapshotError::Corrupt { id, reason } => {
+                SnapshotError::Corrupt { id: id.clone(), reason: reason.clone() }
+            }
             other => SnapshotError::Corrupt { id: id.to_owned(), reason: other.to_string() },
         };
     }

@@ -4,18 +4,23 @@ use crate::Log;
 use crate::snapshot::SnapshotReader;
 use std::io::Write;
 
-/// Why the FSM could not snapshot or restore.
+/// Why the FSM could not snapshot or restore. Its message includes its
+/// cause's, which is why it does not also return the cause as its source.
 #[derive(Debug, thiserror::Error)]
-#[error("state machine error: {source}")]
+#[error("state machine failed: {cause}")]
 pub struct FsmError {
-    #[source]
-    source: Box<dyn std::error::Error + Send + Sync>,
+    cause: Box<dyn std::error::Error + Send + Sync>,
 }
 
 impl FsmError {
     /// Wraps any error (or a message) as an `FsmError`.
-    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self { source: source.into() }
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self { cause: cause.into() }
+    }
+
+    /// What the state machine said.
+    pub fn cause(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.cause
     }
 }
 

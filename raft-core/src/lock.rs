@@ -41,7 +41,13 @@ pub enum LockError {
     Held(PathBuf),
     /// The lock file could not be opened or locked.
     #[error("locking failed: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for LockError {
+    fn from(error: std::io::Error) -> Self {
+        LockError::Io(error)
+    }
 }
 
 impl From<LockError> for crate::StoreError {

@@ -59,7 +59,7 @@ impl Log {
 pub enum StoreError {
     /// The operating system reported an I/O error.
     #[error("store I/O failed: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// Stored bytes failed to decode or a checksum did not match.
     #[error("store is corrupt at {location}: {reason}")]
     Corrupt {
@@ -135,7 +135,15 @@ pub enum StoreError {
     Closed,
     /// An error from the storage engine underneath.
     #[error("storage engine error: {0}")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+}
+
+// Each error says its cause's message itself and does not also return it
+// from `source()`, so that no report says it twice.
+impl From<std::io::Error> for StoreError {
+    fn from(error: std::io::Error) -> Self {
+        StoreError::Io(error)
+    }
 }
 
 /// Durable storage for the replicated log.

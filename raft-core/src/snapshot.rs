@@ -63,7 +63,7 @@ impl NewSnapshot {
 pub enum SnapshotError {
     /// The operating system reported an I/O error.
     #[error("snapshot I/O failed: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// No snapshot with this id is stored.
     #[error("snapshot {id} does not exist")]
     NotFound {
@@ -105,7 +105,15 @@ pub enum SnapshotError {
     },
     /// An error from the storage underneath.
     #[error("snapshot store error: {0}")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+}
+
+// Each error says its cause's message itself and does not also return it
+// from `source()`, so that no report says it twice.
+impl From<std::io::Error> for SnapshotError {
+    fn from(error: std::io::Error) -> Self {
+        SnapshotError::Io(error)
+    }
 }
 
 /// Where the FSM writes a new snapshot. Writing goes through [`Write`]; the

@@ -73,16 +73,30 @@ pub enum TransportError {
     },
     /// The peer sent bytes that do not decode.
     #[error("peer sent an undecodable message: {0}")]
-    Decode(#[from] DecodeError),
+    Decode(DecodeError),
     /// The operating system reported an I/O error.
     #[error("transport I/O failed: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The transport does not support pipelined AppendEntries.
     #[error("pipelined replication is not supported by this transport")]
     PipelineUnsupported,
     /// [`Transport::consumer`] was called a second time.
     #[error("the incoming RPC stream was already taken")]
     ConsumerTaken,
+}
+
+// Each error says its cause's message itself and does not also return it
+// from `source()`, so that no report says it twice.
+impl From<DecodeError> for TransportError {
+    fn from(error: DecodeError) -> Self {
+        TransportError::Decode(error)
+    }
+}
+
+impl From<std::io::Error> for TransportError {
+    fn from(error: std::io::Error) -> Self {
+        TransportError::Io(error)
+    }
 }
 
 /// Why a server refused to handle an RPC; sent back to the caller, who sees

@@ -31,13 +31,12 @@ pub enum TcpError {
     )]
     UnspecifiedAdvertiseAddress(SocketAddr),
     /// Binding the listener failed.
-    #[error("binding {addr} failed: {source}")]
+    #[error("binding {addr} failed: {error}")]
     Bind {
         /// The address.
         addr: SocketAddr,
-        /// What the OS said.
-        #[source]
-        source: std::io::Error,
+        /// What the OS said (in the message, so not also the source).
+        error: std::io::Error,
     },
     /// The TLS configuration is not usable.
     #[error("TLS configuration: {0}")]
@@ -159,8 +158,8 @@ impl TcpTransport {
     pub async fn bind(config: TcpConfig) -> Result<Self, TcpError> {
         let listener = TcpListener::bind(config.bind)
             .await
-            .map_err(|source| TcpError::Bind { addr: config.bind, source })?;
-        let bound = listener.local_addr().map_err(|source| TcpError::Bind { addr: config.bind, source })?;
+            .map_err(|error| TcpError::Bind { addr: config.bind, error })?;
+        let bound = listener.local_addr().map_err(|error| TcpError::Bind { addr: config.bind, error })?;
         let advertise = config.advertise.unwrap_or(bound);
         if advertise.ip().is_unspecified() {
             return Err(TcpError::UnspecifiedAdvertiseAddress(advertise));

@@ -363,7 +363,13 @@ pub enum WireError {
     FrameTooShort(u32),
     /// A frame body did not decode as the message it should hold.
     #[error("frame body does not decode: {0}")]
-    Body(#[from] DecodeError),
+    Body(DecodeError),
+}
+
+impl From<DecodeError> for WireError {
+    fn from(error: DecodeError) -> Self {
+        WireError::Body(error)
+    }
 }
 
 impl From<WireError> for TransportError {
