@@ -143,6 +143,9 @@ impl<S: StableStore, G: Send + Sync + 'static> StableStore for Guarded<S, G> {
     fn get_u64(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
         self.store.get_u64(key)
     }
+    fn never_blocks(&self) -> bool {
+        self.store.never_blocks()
+    }
 }
 
 impl<S: SnapshotStore, G: Send + Sync + 'static> SnapshotStore for Guarded<S, G> {
@@ -154,6 +157,9 @@ impl<S: SnapshotStore, G: Send + Sync + 'static> SnapshotStore for Guarded<S, G>
     }
     fn open(&self, id: &str) -> Result<(SnapshotMeta, SnapshotReader), SnapshotError> {
         self.store.open(id)
+    }
+    fn never_blocks(&self) -> bool {
+        self.store.never_blocks()
     }
 }
 

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant as TokioInstant;
 
 /// How many requests may queue for the node task.
 const REQUEST_QUEUE: usize = 4096;
@@ -140,7 +141,11 @@ impl<F: Fsm> Raft<F> {
         let skip_restore = config.no_snapshot_restore_on_start;
         let (fsm, recovered) = {
             let (log_store, stable, snapshots) = (log_store.clone(), stable.clone(), snapshots.clone());
-            tokio::task::spawn_blocking(move || {
+            let inline = log_store.writes_never_block()
+                && stable.never_blocks()
+                && snapshots.never_blocks()
+                && fsm.never_blocks();
+            crate::blocking::run(inline, move || {
                 let mut fsm = fsm;
                 let restored = crate::recovery::restore_newest_snapshot(&mut fsm, &*snapshots, skip_restore)?;
                 crate::recovery::recover(&*log_store, &*stable, restored).map(|recovered| (fsm, recovered))
@@ -190,6 +195,7 @@ impl<F: Fsm> Raft<F> {
             fsm.commit(recovered.commit_index, Vec::new()).await;
         }
         let (id, addr) = (config.local_id.clone(), transport.local_addr());
+        let mut rng = crate::election::node_rng(config.random_seed);
         let node: Node<F> = Node {
             id: id.clone(),
             addr: addr.clone(),
@@ -214,7 +220,8 @@ impl<F: Fsm> Raft<F> {
             snapshot_term: recovered.snapshot.term,
             snapshots,
             snapshot_in_progress: false,
-            snapshot_deadline: Instant::now() + crate::election::randomized(config.snapshot_interval),
+            snapshot_deadline: TokioInstant::now()
+                + crate::election::randomized(&mut rng, config.snapshot_interval),
             snapshot_task: None,
             installing: None,
             restoring: false,
@@ -222,7 +229,9 @@ impl<F: Fsm> Raft<F> {
             configurations: recovered.configurations,
             leader: None,
             last_leader_contact: None,
-            election_deadline: Instant::now(),
+            election_deadline: TokioInstant::now(),
+            rng,
+            input_turn: 0,
             next_seq: 0,
             election_round: 0,
             transfer_requested: false,
@@ -844,5 +853,34 @@ impl<F: Fsm> Raft<F> {
             let _ = task.await;
         }
         Ok(())
+    }
+
+    /// Stops the node at once, as a crash would: its task and the helpers it
+    /// started are dropped wherever they stand, without the orderly steps of
+    /// [`shutdown`](Self::shutdown). Pending calls fail with
+    /// [`RaftError::Shutdown`]; the transport is not told (a peer learns of it
+    /// as of a crashed process), and nothing more is written: what the stores
+    /// hold is what a restart finds. For tests and simulations of crashes.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use raft_core::RaftState;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// raft.kill().await;
+    /// assert_eq!(raft.state(), RaftState::Shutdown);
+    /// # Ok(()) }
+    /// ```
+    pub async fn kill(&self) {
+        let task = self.inner.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+        self.inner.shared.set_state(RaftState::Shutdown);
     }
 }

@@ -98,6 +98,11 @@ pub struct Config {
     pub shutdown_on_remove: bool,
     /// Do not restore the newest snapshot into the FSM on start.
     pub no_snapshot_restore_on_start: bool,
+    /// Seeds the node's random choices (election and snapshot jitter) so
+    /// that a run can be replayed; `None` (the default) draws them from the
+    /// operating system. For deterministic simulation (`raft-sim`): give
+    /// every node its own seed derived from the run's.
+    pub random_seed: Option<u64>,
 }
 
 /// Why a [`Config`] was refused.
@@ -162,6 +167,7 @@ impl Config {
             snapshot_receive_timeout: Duration::from_secs(10),
             shutdown_on_remove: true,
             no_snapshot_restore_on_start: false,
+            random_seed: None,
         }
     }
 

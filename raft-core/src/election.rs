@@ -17,9 +17,21 @@ pub(crate) fn candidate_log_ok(
 }
 
 /// A random duration in `[base, 2 × base)`, so that nodes time out apart.
-pub(crate) fn randomized(base: Duration) -> Duration {
-    let extra = rand::rng().random_range(0..=base.as_micros().max(1) as u64);
+/// The node's own generator draws it, so a seeded node times out the same
+/// way every run.
+pub(crate) fn randomized(rng: &mut impl Rng, base: Duration) -> Duration {
+    let extra = rng.random_range(0..=base.as_micros().max(1) as u64);
     base + Duration::from_micros(extra)
+}
+
+/// The node's random generator: from `seed` when given (deterministic
+/// simulation), else from the operating system.
+pub(crate) fn node_rng(seed: Option<u64>) -> rand::rngs::StdRng {
+    use rand::SeedableRng;
+    match seed {
+        Some(seed) => rand::rngs::StdRng::seed_from_u64(seed),
+        None => rand::rngs::StdRng::from_os_rng(),
+    }
 }
 
 /// The next index to try after a follower refused an AppendEntries whose
@@ -78,9 +90,25 @@ mod tests {
     #[test]
     fn randomized_stays_within_one_to_two_times() {
         let base = Duration::from_millis(10);
+        let mut rng = node_rng(None);
         for _ in 0..1000 {
-            let d = randomized(base);
+            let d = randomized(&mut rng, base);
             assert!(d >= base && d <= base * 2, "{d:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod seeded {
+    use super::*;
+
+    #[test]
+    fn a_seed_gives_the_same_timeouts() {
+        let draw = |seed| {
+            let mut rng = node_rng(Some(seed));
+            (0..8).map(|_| randomized(&mut rng, Duration::from_millis(100))).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(7), draw(7));
+        assert_ne!(draw(7), draw(8));
     }
 }

@@ -65,6 +65,7 @@ pub use transport::{
 };
 
 mod api;
+mod blocking;
 mod commitment;
 pub mod config;
 mod election;
@@ -76,6 +77,7 @@ pub mod recovery;
 mod replication;
 pub mod state;
 mod storage;
+mod task;
 
 pub use api::{ApplyResponse, Raft};
 

@@ -20,10 +20,12 @@ use crate::{
     ServerAddress, ServerId, StableStore, StoreError, Transport,
 };
 use bytes::Bytes;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::task::Poll;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
 use tokio::time::sleep_until;
 
 pub(crate) use leader::LeaderState;
@@ -169,9 +171,9 @@ pub(crate) struct Node<F: Fsm> {
     pub(crate) snapshots: Arc<dyn crate::SnapshotStore>,
     pub(crate) snapshot_in_progress: bool,
     pub(crate) snapshot_deadline: Instant,
-    pub(crate) snapshot_task: Option<tokio::task::JoinHandle<()>>,
+    pub(crate) snapshot_task: Option<crate::task::Owned>,
     /// The task receiving a snapshot from the leader, if one is.
-    pub(crate) installing: Option<tokio::task::JoinHandle<()>>,
+    pub(crate) installing: Option<crate::task::Owned>,
     /// Whether the FSM is being restored from a received snapshot; the log
     /// and commit index stay as they are until it is done.
     pub(crate) restoring: bool,
@@ -186,6 +188,11 @@ pub(crate) struct Node<F: Fsm> {
     pub(crate) election_round: u64,
     /// Set by TimeoutNow: campaign at once, skipping pre-vote.
     pub(crate) transfer_requested: bool,
+    /// Draws election and snapshot jitter (seeded by `Config::random_seed`).
+    pub(crate) rng: rand::rngs::StdRng,
+    /// Rotates which input source the loop looks at first, so that none
+    /// starves and the order is the same on every run.
+    pub(crate) input_turn: usize,
     pub(crate) leader_state: Option<LeaderState<F::Response>>,
 }
 
@@ -207,12 +214,12 @@ impl<F: Fsm> Node<F> {
 
     async fn finish(self) {
         let Node { storage, fsm, transport, shared, mut requests, snapshot_task, installing, .. } = self;
-        if let Some(task) = snapshot_task {
-            let _ = task.await;
+        if let Some(mut task) = snapshot_task {
+            task.join().await;
         }
-        if let Some(task) = installing {
+        if let Some(mut task) = installing {
             task.abort();
-            let _ = task.await;
+            task.join().await;
         }
         requests.close();
         while let Ok(request) = requests.try_recv() {
@@ -257,7 +264,8 @@ impl<F: Fsm> Node<F> {
     }
 
     pub(crate) fn reset_election_timer(&mut self) {
-        self.election_deadline = Instant::now() + crate::election::randomized(self.config.heartbeat_timeout);
+        self.election_deadline =
+            Instant::now() + crate::election::randomized(&mut self.rng, self.config.heartbeat_timeout);
     }
 
     /// Whether a leader other than `candidate` was heard from recently enough
@@ -277,7 +285,8 @@ impl<F: Fsm> Node<F> {
         let stable = self.stable.clone();
         let term_changed = term != self.current_term;
         let vote_bytes = vote.as_ref().map(|id| id.as_str().as_bytes().to_vec());
-        let written = tokio::task::spawn_blocking(move || {
+        let inline = stable.never_blocks();
+        let written = crate::blocking::run(inline, move || {
             if term_changed {
                 stable.set_u64(KEY_CURRENT_TERM, term)?;
             }
@@ -331,21 +340,49 @@ impl<F: Fsm> Node<F> {
     }
 
     /// Waits for the next thing to handle, or the timer at `deadline`.
+    ///
+    /// Shutdown comes first; then events, RPCs and requests, starting each
+    /// time with the next of the three, so that none starves the others and
+    /// the order depends on nothing but the inputs (tokio's `select!` picks
+    /// its first branch at random, which a replayed simulation cannot
+    /// follow); then the two timers.
     pub(crate) async fn next_input(&mut self, deadline: Instant) -> Input<F::Response> {
         if let Some(event) = self.storage.take_event() {
             return Input::Event(event);
         }
-        tokio::select! {
-            changed = self.shutdown.changed() => {
-                let _ = changed;
-                Input::Shutdown
+        self.input_turn = self.input_turn.wrapping_add(1);
+        let turn = self.input_turn;
+        let Node { shutdown, events, rpcs, requests, snapshot_deadline, .. } = self;
+        let shutdown = shutdown.changed();
+        let timer = sleep_until(deadline);
+        let snapshot_timer = sleep_until(*snapshot_deadline);
+        tokio::pin!(shutdown, timer, snapshot_timer);
+        std::future::poll_fn(|cx| {
+            if shutdown.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Input::Shutdown);
             }
-            Some(event) = self.events.recv() => Input::Event(event),
-            rpc = self.rpcs.recv() => rpc.map_or(Input::Shutdown, Input::Rpc),
-            request = self.requests.recv() => request.map_or(Input::Shutdown, Input::Request),
-            () = sleep_until(deadline.into()) => Input::Timer,
-            () = sleep_until(self.snapshot_deadline.into()) => Input::SnapshotTimer,
-        }
+            for source in 0..3 {
+                let ready = match (turn + source) % 3 {
+                    0 => events.poll_recv(cx).map(|event| event.map(Input::Event)),
+                    1 => rpcs.poll_recv(cx).map(|rpc| Some(rpc.map_or(Input::Shutdown, Input::Rpc))),
+                    _ => requests
+                        .poll_recv(cx)
+                        .map(|request| Some(request.map_or(Input::Shutdown, Input::Request))),
+                };
+                // A closed event channel is not an input (the node holds a sender).
+                if let Poll::Ready(Some(input)) = ready {
+                    return Poll::Ready(input);
+                }
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Input::Timer);
+            }
+            if snapshot_timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Input::SnapshotTimer);
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Handles any input but the timer, whatever the role.
@@ -546,7 +583,7 @@ impl<F: Fsm> Node<F> {
     /// Makes the node's view of its last entry match what the store holds.
     pub(crate) async fn resync_log_bounds(&mut self) {
         let store = self.log.store().clone();
-        let bounds = tokio::task::spawn_blocking(move || {
+        let bounds = crate::blocking::run(store.writes_never_block(), move || {
             let last = store.last_index()?;
             let term = store.get_log(last)?.map_or(0, |l| l.term);
             Ok::<_, StoreError>((last, term))

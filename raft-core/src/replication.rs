@@ -16,6 +16,7 @@ use crate::log_cache::LogCache;
 use crate::observer::Observation;
 use crate::raft::Event;
 use crate::raft::stream_snapshot;
+use crate::task::Owned;
 use crate::transport::spawn_pipeline;
 use crate::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, RpcHeader, Server, SnapshotStore,
@@ -25,7 +26,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast, mpsc, watch};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub(crate) use heartbeat::PeerContact;
@@ -72,8 +72,8 @@ pub(crate) struct PeerTasks {
     /// The follower.
     pub(crate) peer: crate::Server,
     pub(crate) contact: Arc<PeerContact>,
-    replicate: JoinHandle<()>,
-    heartbeat: JoinHandle<()>,
+    replicate: Owned,
+    heartbeat: Owned,
 }
 
 impl PeerTasks {
@@ -82,17 +82,17 @@ impl PeerTasks {
         self.heartbeat.abort();
     }
 
-    pub(crate) async fn join(self) {
-        let _ = self.replicate.await;
-        let _ = self.heartbeat.await;
+    pub(crate) async fn join(mut self) {
+        self.replicate.join().await;
+        self.heartbeat.join().await;
     }
 }
 
 /// Starts replicating to `replication.peer`, beginning at `next_index`.
 pub(crate) fn start(replication: Replication, next_index: u64) -> PeerTasks {
     let (peer, contact) = (replication.peer.clone(), replication.contact.clone());
-    let heartbeat = tokio::spawn(heartbeat::run(replication.clone()));
-    let replicate = tokio::spawn(replicate(replication, next_index));
+    let heartbeat = Owned::spawn(heartbeat::run(replication.clone()));
+    let replicate = Owned::spawn(replicate(replication, next_index));
     PeerTasks { peer, contact, replicate, heartbeat }
 }
 
@@ -131,7 +131,8 @@ impl Replication {
         let read = match log.cached_append(next_index, last, APPEND_BYTES_MAX) {
             Some((prev_term, entries)) => Ok(Ok((Some(prev_term), entries))),
             None => {
-                tokio::task::spawn_blocking(move || {
+                let inline = log.store().writes_never_block();
+                crate::blocking::run(inline, move || {
                     let prev_term = log.term_at(prev)?;
                     let entries = if next_index <= last {
                         log.get_range(next_index, last, APPEND_BYTES_MAX)?
@@ -197,7 +198,8 @@ impl Replication {
     /// entries the log no longer has.
     async fn send_snapshot(&self) -> Outcome {
         let store = self.snapshots.clone();
-        let opened = tokio::task::spawn_blocking(move || {
+        let inline = store.never_blocks();
+        let opened = crate::blocking::run(inline, move || {
             let newest = store.list()?.into_iter().next();
             newest.map(|meta| store.open(&meta.id)).transpose()
         })
@@ -228,8 +230,11 @@ impl Replication {
         // Generous: ten heartbeat timeouts plus a second per MiB.
         let deadline = self.heartbeat_timeout * 10 + Duration::from_secs(meta.size >> 20);
         let started = Instant::now();
-        let sent =
-            self.transport.install_snapshot(self.peer.address.clone(), request, stream_snapshot(reader));
+        let sent = self.transport.install_snapshot(
+            self.peer.address.clone(),
+            request,
+            stream_snapshot(reader, self.snapshots.never_blocks()),
+        );
         match tokio::time::timeout(deadline, sent).await {
             Ok(Ok(response)) if response.term > self.term => Outcome::HigherTerm(response.term),
             Ok(Ok(response)) if response.success => {
@@ -274,6 +279,7 @@ impl Replication {
     /// Sleeps `wait`, or less if the follower answers a heartbeat again.
     async fn back_off(&self, wait: Duration) {
         tokio::select! {
+            biased;
             () = tokio::time::sleep(wait) => {}
             () = self.resume.notified() => {}
         }
@@ -294,6 +300,7 @@ async fn replicate(mut r: Replication, mut next_index: u64) {
             // A follower that answers a heartbeat again is worth a fresh
             // call now rather than the end of one that may hang for long.
             let mut outcome = tokio::select! {
+                biased;
                 outcome = r.send_one(next_index, last, commit, doublings) => outcome,
                 () = r.resume.notified() => continue,
             };
@@ -345,6 +352,7 @@ async fn replicate(mut r: Replication, mut next_index: u64) {
             continue;
         }
         tokio::select! {
+            biased;
             changed = r.last_index.changed() => if changed.is_err() { return },
             changed = r.commit_index.changed() => if changed.is_err() { return },
             () = tokio::time::sleep(r.commit_timeout) => {}
@@ -392,6 +400,7 @@ async fn pipeline(
         // every later one, so give up on the pipeline then.
         let oldest_deadline = inflight.front().map(|entry| entry.3);
         tokio::select! {
+            biased;
             () = sleep_until_some(oldest_deadline) => {
                 tracing::debug!(peer = %r.peer.id, "a pipelined AppendEntries outlived its deadline");
                 break;

@@ -151,6 +151,15 @@ pub trait SnapshotStore: Send + Sync + 'static {
 
     /// Opens a stored snapshot for reading.
     fn open(&self, id: &str) -> Result<(SnapshotMeta, SnapshotReader), SnapshotError>;
+
+    /// Whether every call, and every read and write of its sinks and
+    /// readers, returns within microseconds (the state is in memory). The
+    /// core then uses the store on the node's own task instead of blocking
+    /// threads, which keeps a seeded simulation on one thread. The default
+    /// is `false`.
+    fn never_blocks(&self) -> bool {
+        false
+    }
 }
 
 impl<T: SnapshotStore + ?Sized> SnapshotStore for Arc<T> {
@@ -162,6 +171,9 @@ impl<T: SnapshotStore + ?Sized> SnapshotStore for Arc<T> {
     }
     fn open(&self, id: &str) -> Result<(SnapshotMeta, SnapshotReader), SnapshotError> {
         (**self).open(id)
+    }
+    fn never_blocks(&self) -> bool {
+        (**self).never_blocks()
     }
 }
 

@@ -35,6 +35,15 @@ pub trait StableStore: Send + Sync + 'static {
         self.set(key, &value.to_be_bytes())
     }
 
+    /// Whether every call returns within microseconds, never waiting on a
+    /// disk, a network or a lock held for long. The core then calls the store
+    /// on the node's own task instead of a blocking thread, which keeps a
+    /// seeded simulation on one thread (and so replayable). The default is
+    /// `false`; the in-memory store answers `true`.
+    fn never_blocks(&self) -> bool {
+        false
+    }
+
     /// The `u64` stored under `key`, or `None`; a value that is not 8 bytes
     /// long is [`StoreError::Corrupt`].
     fn get_u64(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
@@ -59,5 +68,8 @@ impl<T: StableStore + ?Sized> StableStore for Arc<T> {
     }
     fn get_u64(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
         (**self).get_u64(key)
+    }
+    fn never_blocks(&self) -> bool {
+        (**self).never_blocks()
     }
 }

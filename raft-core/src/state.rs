@@ -4,6 +4,7 @@ use crate::{Configuration, ServerAddress, ServerId};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tokio::time::Instant as TokioInstant;
 
 /// A node's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -78,7 +79,8 @@ pub(crate) struct Shared {
     pub(crate) applied_index: AtomicU64,
     pub(crate) last_snapshot_index: AtomicU64,
     pub(crate) leader: Mutex<Option<(ServerId, ServerAddress)>>,
-    pub(crate) last_contact: Mutex<Option<Instant>>,
+    /// When a leader was last heard from, on tokio's clock (paused in simulations).
+    pub(crate) last_contact: Mutex<Option<TokioInstant>>,
     pub(crate) configuration: Mutex<(u64, Configuration)>,
 }
 
@@ -104,11 +106,11 @@ impl Shared {
     }
 
     pub(crate) fn touch_contact(&self) {
-        *lock(&self.last_contact) = Some(Instant::now());
+        *lock(&self.last_contact) = Some(TokioInstant::now());
     }
 
     pub(crate) fn last_contact(&self) -> Option<Instant> {
-        *lock(&self.last_contact)
+        lock(&self.last_contact).map(TokioInstant::into_std)
     }
 
     pub(crate) fn set_configuration(&self, index: u64, configuration: Configuration) {
@@ -124,7 +126,7 @@ impl Shared {
         let (configuration_index, configuration) = self.configuration();
         let last_contact = match state {
             RaftState::Leader => Some(Duration::ZERO),
-            _ => self.last_contact().map(|at| at.elapsed()),
+            _ => lock(&self.last_contact).map(|at| at.elapsed()),
         };
         Stats {
             state,

@@ -14,8 +14,9 @@ use crate::raft::Event;
 use crate::{Log, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 /// How many operations may wait for the worker before submitters wait too.
 const QUEUE_DEPTH: usize = 256;

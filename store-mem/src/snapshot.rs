@@ -1,5 +1,5 @@
 use bytes::Bytes;
-use raft_core::snapshot::{new_snapshot_id, newest_first};
+use raft_core::snapshot::newest_first;
 use raft_core::{NewSnapshot, SnapshotError, SnapshotMeta, SnapshotReader, SnapshotSink, SnapshotStore};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -12,6 +12,9 @@ use std::sync::{Arc, Mutex};
 pub struct InmemSnapshotStore {
     inner: Arc<Mutex<Vec<(SnapshotMeta, Bytes)>>>,
     retain: usize,
+    /// Numbers the snapshots this store creates, for their ids: ids depend on
+    /// nothing but the order of `create` calls, so a replayed run gets the same.
+    created: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for InmemSnapshotStore {
@@ -28,7 +31,7 @@ impl InmemSnapshotStore {
 
     /// A store that keeps the newest `retain` snapshots (at least one).
     pub fn with_retain(retain: usize) -> Self {
-        Self { inner: Arc::default(), retain: retain.max(1) }
+        Self { inner: Arc::default(), retain: retain.max(1), created: Arc::default() }
     }
 
     fn snapshots(&self) -> std::sync::MutexGuard<'_, Vec<(SnapshotMeta, Bytes)>> {
@@ -38,7 +41,8 @@ impl InmemSnapshotStore {
 
 impl SnapshotStore for InmemSnapshotStore {
     fn create(&self, snapshot: NewSnapshot) -> Result<Box<dyn SnapshotSink>, SnapshotError> {
-        let id = new_snapshot_id(snapshot.term, snapshot.index);
+        let n = self.created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}-{}-{n:06}", snapshot.term, snapshot.index);
         Ok(Box::new(InmemSink { store: self.clone(), id, snapshot, data: Vec::new() }))
     }
 
@@ -53,6 +57,12 @@ impl SnapshotStore for InmemSnapshotStore {
             .find(|(meta, _)| meta.id == id)
             .ok_or_else(|| SnapshotError::NotFound { id: id.to_owned() })?;
         Ok((meta.clone(), Box::new(std::io::Cursor::new(data.clone()))))
+    }
+
+    /// `true`: snapshots live in memory, so the core uses the store on the
+    /// node's task.
+    fn never_blocks(&self) -> bool {
+        true
     }
 }
 

@@ -29,4 +29,10 @@ impl StableStore for MemStableStore {
         let values = self.values.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(values.get(key).cloned())
     }
+
+    /// `true`: values live in memory, so the core calls the store on the
+    /// node's task.
+    fn never_blocks(&self) -> bool {
+        true
+    }
 }

@@ -5,8 +5,8 @@ use super::{Event, Input, Node};
 use crate::election::randomized;
 use crate::state::RaftState;
 use crate::{Fsm, PreVoteRequest, RequestVoteRequest};
-use std::time::Instant;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 impl<F: Fsm> Node<F> {
     pub(super) async fn run_candidate(&mut self) {
@@ -63,7 +63,7 @@ impl<F: Fsm> Node<F> {
                 }
             });
         }
-        let deadline = Instant::now() + randomized(self.config.election_timeout);
+        let deadline = Instant::now() + randomized(&mut self.rng, self.config.election_timeout);
         loop {
             match self.next_input(deadline).await {
                 Input::Timer => return false,
@@ -125,7 +125,7 @@ impl<F: Fsm> Node<F> {
                 }
             });
         }
-        let deadline = Instant::now() + randomized(self.config.election_timeout);
+        let deadline = Instant::now() + randomized(&mut self.rng, self.config.election_timeout);
         loop {
             match self.next_input(deadline).await {
                 Input::Timer => return,

@@ -10,7 +10,7 @@ use crate::{
     AppendEntriesRequest, AppendEntriesResponse, Fsm, Log, LogKind, PreVoteRequest, PreVoteResponse,
     RequestVoteRequest, RequestVoteResponse, TimeoutNowRequest, TimeoutNowResponse,
 };
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// How far back a follower looks for the first entry of a conflicting term.
 const CONFLICT_SCAN_MAX: u64 = 4096;
@@ -213,7 +213,8 @@ impl<F: Fsm> Node<F> {
             return Ok(Some(term));
         }
         let log = self.log.clone();
-        match tokio::task::spawn_blocking(move || log.term_at(index)).await {
+        let inline = log.store().writes_never_block();
+        match crate::blocking::run(inline, move || log.term_at(index)).await {
             Ok(Ok(term)) => Ok(term),
             Ok(Err(error)) => {
                 tracing::error!(%error, index, "reading the log failed");

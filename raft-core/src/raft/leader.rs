@@ -13,8 +13,9 @@ use crate::{Fsm, Log, LogKind, Server, ServerId};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
 
 /// A `verify_leader`/`read_index` call waiting for a quorum of heartbeats.
 struct Verify {

@@ -15,8 +15,9 @@ use crate::{
 };
 use bytes::Bytes;
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// How long a removed server keeps getting entries, so it learns that its
 /// removal committed.

@@ -16,9 +16,9 @@ use crate::{
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// How many bytes of a snapshot move in one step.
 pub(crate) const SNAPSHOT_CHUNK: usize = 256 << 10;
@@ -28,7 +28,7 @@ pub(crate) type SnapshotReply = oneshot::Sender<Result<SnapshotMeta, RaftError>>
 
 impl<F: Fsm> Node<F> {
     pub(crate) fn reset_snapshot_timer(&mut self) {
-        self.snapshot_deadline = Instant::now() + randomized(self.config.snapshot_interval);
+        self.snapshot_deadline = Instant::now() + randomized(&mut self.rng, self.config.snapshot_interval);
     }
 
     /// Takes a snapshot if enough has been applied since the last one.
@@ -54,7 +54,7 @@ impl<F: Fsm> Node<F> {
         self.snapshot_in_progress = true;
         let (fsm, store, events) = (self.fsm.client(), self.snapshots.clone(), self.events_tx.clone());
         let last_snapshot = self.snapshot_index;
-        let task = tokio::spawn(async move {
+        let task = crate::task::Owned::spawn(async move {
             let result = take_snapshot(fsm, store, last_snapshot).await;
             let _ = events.send(Event::SnapshotDone { result, reply }).await;
         });
@@ -185,7 +185,7 @@ impl<F: Fsm> Node<F> {
         }
         let (store, events, term) = (self.snapshots.clone(), self.events_tx.clone(), self.current_term);
         let idle = self.config.snapshot_receive_timeout;
-        self.installing = Some(tokio::spawn(async move {
+        self.installing = Some(crate::task::Owned::spawn(async move {
             let outcome = receive(store, &request, data, idle).await;
             let _ = events.send(Event::SnapshotReceived { term, outcome, respond }).await;
         }));
@@ -291,13 +291,15 @@ impl<F: Fsm> Node<F> {
             configuration_index: self.configurations.latest_index,
         };
         let store = self.snapshots.clone();
-        let meta = tokio::task::spawn_blocking(move || copy_into(&*store, snapshot, reader, size))
+        let inline = store.never_blocks();
+        let meta = crate::blocking::run(inline, move || copy_into(&*store, snapshot, reader, size))
             .await
             .map_err(|_| RaftError::Shutdown)??;
         let store = self.snapshots.clone();
         let id = meta.id.clone();
-        let (meta, reader) =
-            tokio::task::spawn_blocking(move || store.open(&id)).await.map_err(|_| RaftError::Shutdown)??;
+        let (meta, reader) = crate::blocking::run(inline, move || store.open(&id))
+            .await
+            .map_err(|_| RaftError::Shutdown)??;
         self.fsm.restore(meta.clone(), reader).await?;
         self.adopt_snapshot(&meta).await;
         Ok(index)
@@ -320,7 +322,8 @@ async fn take_snapshot<R: Send + 'static>(
     if capture.point.index <= last_snapshot {
         return Err(RaftError::NothingNewToSnapshot);
     }
-    tokio::task::spawn_blocking(move || persist(&*store, capture)).await.map_err(|_| RaftError::Shutdown)?
+    let inline = store.never_blocks();
+    crate::blocking::run(inline, move || persist(&*store, capture)).await.map_err(|_| RaftError::Shutdown)?
 }
 
 fn persist(store: &dyn SnapshotStore, capture: Capture) -> Result<SnapshotMeta, RaftError> {
@@ -409,8 +412,9 @@ async fn receive(
 ) -> Result<Received, RaftError> {
     let meta = receive_into(store.clone(), request, data, idle).await?;
     let id = meta.id.clone();
+    let inline = store.never_blocks();
     let (meta, reader) =
-        tokio::task::spawn_blocking(move || store.open(&id)).await.map_err(|_| RaftError::Shutdown)??;
+        crate::blocking::run(inline, move || store.open(&id)).await.map_err(|_| RaftError::Shutdown)??;
     Ok(Received { meta, reader: std::sync::Mutex::new(reader) })
 }
 
@@ -430,7 +434,8 @@ async fn receive_into(
         configuration: request.configuration.clone(),
         configuration_index: request.configuration_index,
     };
-    let mut sink = tokio::task::spawn_blocking(move || store.create(snapshot))
+    let inline = store.never_blocks();
+    let mut sink = crate::blocking::run(inline, move || store.create(snapshot))
         .await
         .map_err(|_| RaftError::Shutdown)??;
     let mut received = 0u64;
@@ -447,7 +452,7 @@ async fn receive_into(
             break Err(short_or_long(received, request.size));
         }
         let chunk = buf[..n].to_vec();
-        let written = tokio::task::spawn_blocking(move || sink.write_all(&chunk).map(|()| sink)).await;
+        let written = crate::blocking::run(inline, move || sink.write_all(&chunk).map(|()| sink)).await;
         sink = match written {
             Ok(Ok(sink)) => sink,
             Ok(Err(error)) => return Err(RaftError::Snapshot(error.into())),
@@ -458,12 +463,12 @@ async fn receive_into(
         if received == request.size { Ok(()) } else { Err(short_or_long(received, request.size)) }
     });
     match outcome {
-        Ok(()) => tokio::task::spawn_blocking(move || sink.close())
+        Ok(()) => crate::blocking::run(inline, move || sink.close())
             .await
             .map_err(|_| RaftError::Shutdown)?
             .map_err(Into::into),
         Err(error) => {
-            let _ = tokio::task::spawn_blocking(move || sink.cancel()).await;
+            let _ = crate::blocking::run(inline, move || sink.cancel()).await;
             Err(error)
         }
     }
@@ -483,9 +488,13 @@ fn short_or_long(received: u64, size: u64) -> RaftError {
     })
 }
 
-/// Streams a snapshot reader as an `AsyncRead`, reading it on a blocking
-/// thread a chunk at a time; at most four chunks are buffered.
-pub(crate) fn stream_snapshot(mut reader: SnapshotReader) -> SnapshotStream {
+/// Streams a snapshot reader as an `AsyncRead`: for a store that never
+/// blocks, read on the caller's task as it is polled; otherwise on a
+/// blocking thread a chunk at a time, at most four chunks buffered.
+pub(crate) fn stream_snapshot(mut reader: SnapshotReader, inline: bool) -> SnapshotStream {
+    if inline {
+        return Box::pin(InlineReader(reader));
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
     tokio::task::spawn_blocking(move || {
         loop {
@@ -506,4 +515,19 @@ pub(crate) fn stream_snapshot(mut reader: SnapshotReader) -> SnapshotStream {
         }
     });
     crate::transport::chunk_stream(rx)
+}
+
+/// A reader of memory, read as it is polled.
+struct InlineReader(SnapshotReader);
+
+impl tokio::io::AsyncRead for InlineReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let n = self.0.read(buf.initialize_unfilled())?;
+        buf.advance(n);
+        std::task::Poll::Ready(Ok(()))
+    }
 }

@@ -61,6 +61,7 @@ pub(super) async fn run(mut r: Replication) {
     let mut next = Instant::now();
     loop {
         tokio::select! {
+            biased;
             () = tokio::time::sleep_until(next) => {
                 next = Instant::now() + r.heartbeat_interval;
                 send(&mut r, &mut inflight);
