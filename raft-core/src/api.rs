@@ -10,6 +10,7 @@ use crate::observer::Observation;
 use crate::raft::{Node, Recovered, Request};
 use crate::state::{RaftState, Shared, Stats};
 use crate::storage::Storage;
+use crate::watch;
 use crate::{
     Configuration, Fsm, LogKind, LogStore, ServerAddress, ServerId, SnapshotMeta, SnapshotReader,
     SnapshotStore, StableStore, StoreError, Transport,
@@ -18,7 +19,7 @@ use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant as TokioInstant;
 
@@ -232,6 +233,8 @@ impl<F: Fsm> Raft<F> {
             election_deadline: TokioInstant::now(),
             rng,
             input_turn: 0,
+            refill_commit: false,
+            leader_commit: 0,
             next_seq: 0,
             election_round: 0,
             transfer_requested: false,
@@ -847,7 +850,7 @@ impl<F: Fsm> Raft<F> {
     /// # Ok(()) }
     /// ```
     pub async fn shutdown(&self) -> Result<(), RaftError> {
-        let _ = self.inner.shutdown.send(true);
+        self.inner.shutdown.send_replace(true);
         let task = self.inner.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(task) = task {
             let _ = task.await;

@@ -1,7 +1,7 @@
 //! Commitment: which index a quorum of voters has stored.
 
 use crate::ServerId;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// Tracks each voter's match index and derives the commit index.
 ///
@@ -10,7 +10,7 @@ use std::collections::HashMap;
 /// term); earlier entries commit only with it (Raft §5.4.2, Figure 8).
 #[derive(Debug)]
 pub(crate) struct Commitment {
-    match_indexes: HashMap<ServerId, u64>,
+    match_indexes: BTreeMap<ServerId, u64>,
     commit_index: u64,
     start_index: u64,
 }

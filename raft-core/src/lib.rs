@@ -78,6 +78,9 @@ mod replication;
 pub mod state;
 mod storage;
 mod task;
+#[cfg(test)]
+mod testing;
+mod watch;
 
 pub use api::{ApplyResponse, Raft};
 

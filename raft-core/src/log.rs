@@ -133,6 +133,11 @@ pub enum StoreError {
     /// The store was closed.
     #[error("store is closed")]
     Closed,
+    /// The node did not attempt this write: an earlier one failed, and
+    /// writes queued behind it assumed it had succeeded. Raised by the node,
+    /// never by a store; the node re-reads its log and carries on.
+    #[error("log write not attempted: an earlier write failed")]
+    NotAttempted,
     /// An error from the storage engine underneath.
     #[error("storage engine error: {0}")]
     Backend(Box<dyn std::error::Error + Send + Sync>),

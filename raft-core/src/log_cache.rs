@@ -219,33 +219,10 @@ mod tests {
     use super::*;
 
     fn cache_over(store_entries: std::ops::RangeInclusive<u64>, capacity: usize) -> LogCache {
-        let store = Arc::new(TestStore::default());
+        let store = Arc::new(crate::testing::VecLog::default());
         let logs: Vec<Log> = store_entries.map(|i| Log::command(i, 1, format!("s{i}"))).collect();
         store.0.lock().expect("lock").extend(logs);
         LogCache::new(store, capacity)
-    }
-
-    #[derive(Default)]
-    struct TestStore(Mutex<Vec<Log>>);
-
-    impl LogStore for TestStore {
-        fn first_index(&self) -> Result<u64, StoreError> {
-            Ok(self.0.lock().expect("lock").first().map_or(0, |l| l.index))
-        }
-        fn last_index(&self) -> Result<u64, StoreError> {
-            Ok(self.0.lock().expect("lock").last().map_or(0, |l| l.index))
-        }
-        fn get_log(&self, index: u64) -> Result<Option<Log>, StoreError> {
-            Ok(self.0.lock().expect("lock").iter().find(|l| l.index == index).cloned())
-        }
-        fn store_logs(&self, logs: &[Log]) -> Result<(), StoreError> {
-            self.0.lock().expect("lock").extend(logs.iter().cloned());
-            Ok(())
-        }
-        fn delete_range(&self, min: u64, max: u64) -> Result<(), StoreError> {
-            self.0.lock().expect("lock").retain(|l| l.index < min || l.index > max);
-            Ok(())
-        }
     }
 
     #[test]
@@ -271,7 +248,7 @@ mod tests {
 
     #[test]
     fn truncation_replaces_the_cached_suffix() {
-        let cache = LogCache::new(Arc::new(TestStore::default()), 100);
+        let cache = LogCache::new(Arc::new(crate::testing::VecLog::default()), 100);
         cache.append(&(1..=5).map(|i| Log::command(i, 1, "a")).collect::<Vec<_>>(), 1);
         cache.truncate_from(4);
         cache.append(&[Log::command(4, 3, "b")], 2);

@@ -6,6 +6,7 @@ mod candidate;
 mod follower;
 mod leader;
 mod membership;
+mod resync;
 mod snapshot;
 
 use crate::config::{Config, ReloadableConfig};
@@ -15,6 +16,7 @@ use crate::log_cache::LogCache;
 use crate::observer::Observation;
 use crate::state::{RaftState, Shared};
 use crate::storage::Storage;
+use crate::watch;
 use crate::{
     Configuration, Fsm, LogKind, PreVoteResponse, RequestVoteResponse, Rpc, RpcHeader, RpcReceiver,
     ServerAddress, ServerId, StableStore, StoreError, Transport,
@@ -24,7 +26,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio::time::sleep_until;
 
@@ -193,6 +195,12 @@ pub(crate) struct Node<F: Fsm> {
     /// Rotates which input source the loop looks at first, so that none
     /// starves and the order is the same on every run.
     pub(crate) input_turn: usize,
+    /// A failed write took committed entries from the log: tell the FSM the
+    /// commit index again once the log holds them.
+    pub(crate) refill_commit: bool,
+    /// The highest commit index a leader has told this node: while its own
+    /// is lower, later entries may change its membership again.
+    pub(crate) leader_commit: u64,
     pub(crate) leader_state: Option<LeaderState<F::Response>>,
 }
 
@@ -472,7 +480,7 @@ impl<F: Fsm> Node<F> {
         }
         if let Event::StoreFailed { seq, error } = event {
             tracing::error!(%error, seq, "log write failed while not leader");
-            self.resync_log_bounds().await;
+            self.resync_log().await;
         }
     }
 
@@ -494,8 +502,8 @@ impl<F: Fsm> Node<F> {
         {
             self.configurations.committed = self.configurations.latest.clone();
             self.configurations.committed_index = self.configurations.latest_index;
-            self.check_removed();
         }
+        self.check_removed();
         self.fsm.commit(index, futures).await;
     }
 
@@ -566,39 +574,12 @@ impl<F: Fsm> Node<F> {
         };
         let seq = self.seq();
         self.log.append(&logs, seq);
-        let op = crate::storage::StorageOp::Append { seq, logs, commit_index, done: Some(done) };
+        let op =
+            crate::storage::StorageOp::Append { seq, logs, commit_index, done: Some(done), clear: false };
         self.storage.submit(op).await?;
         (self.last_index, self.last_term) = last;
         self.publish_log();
         Ok(written)
-    }
-
-    /// After a failed write: drops the unwritten entries from `index` on and
-    /// makes the node's view of its log match the store again.
-    pub(crate) async fn forget_from(&mut self, index: u64) {
-        self.log.truncate_from(index);
-        self.resync_log_bounds().await;
-    }
-
-    /// Makes the node's view of its last entry match what the store holds.
-    pub(crate) async fn resync_log_bounds(&mut self) {
-        let store = self.log.store().clone();
-        let bounds = crate::blocking::run(store.writes_never_block(), move || {
-            let last = store.last_index()?;
-            let term = store.get_log(last)?.map_or(0, |l| l.term);
-            Ok::<_, StoreError>((last, term))
-        })
-        .await;
-        if let Ok(Ok((last, term))) = bounds {
-            let last = last.max(self.snapshot_index);
-            let term = if last == self.snapshot_index { self.snapshot_term } else { term };
-            self.log.truncate_from(last + 1);
-            if last < self.last_index {
-                self.last_index = last;
-                self.last_term = term;
-                self.publish_log();
-            }
-        }
     }
 }
 

@@ -11,7 +11,7 @@ use crate::{
     Configuration, Fsm, LogKind, LogStore, NewSnapshot, SNAPSHOT_VERSION, SnapshotStore, StableStore,
 };
 
-pub(crate) use start::{recover, restore_newest_snapshot};
+pub(crate) use start::{recover, restore_newest_snapshot, scan_configurations};
 
 /// Payload bytes read per step when scanning the log.
 const SCAN_BYTES_MAX: u64 = 4 << 20;

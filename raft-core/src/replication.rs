@@ -18,6 +18,7 @@ use crate::raft::Event;
 use crate::raft::stream_snapshot;
 use crate::task::Owned;
 use crate::transport::spawn_pipeline;
+use crate::watch;
 use crate::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, RpcHeader, Server, SnapshotStore,
     Transport, TransportError,
@@ -25,7 +26,7 @@ use crate::{
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tokio::sync::{Notify, broadcast, mpsc};
 use tokio::time::Instant;
 
 pub(crate) use heartbeat::PeerContact;

@@ -6,16 +6,31 @@
 //! operation completes inside `submit`, and its completion event waits in a
 //! local queue the node reads before anything else, so the two modes report
 //! in the same order and the node code is the same for both.
+//!
+//! # After a failed write
+//!
+//! Every operation is submitted assuming the ones before it succeed: an
+//! append continues the entries queued ahead of it, and a follower appends
+//! right after queueing the truncation of a conflicting suffix. So once one
+//! operation fails, the worker performs none submitted before the node has
+//! seen the failure: each is *fenced* by the failure count the node had
+//! acknowledged when it submitted, and fails with [`StoreError::NotAttempted`]
+//! if more failures have happened since. The node acknowledges a failure
+//! after it has re-read its log's bounds from the store
+//! ([`Storage::acknowledge_failures`]), so what the store holds is always a
+//! prefix of what the node asked for, and the node's view is rebuilt from
+//! it, never guessed.
 
 use std::collections::VecDeque;
 
 use crate::log_cache::LogCache;
 use crate::raft::Event;
+use crate::watch;
 use crate::{Log, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 /// How many operations may wait for the worker before submitters wait too.
@@ -27,7 +42,8 @@ pub(crate) type WriteDone = oneshot::Sender<Result<(), Arc<StoreError>>>;
 /// One log mutation, numbered by `seq` in submission order.
 pub(crate) enum StorageOp {
     /// Append entries (contiguous, continuing the log) and record `commit_index` with them.
-    Append { seq: u64, logs: Vec<Log>, commit_index: u64, done: Option<WriteDone> },
+    /// `clear` (set by [`Storage::submit`]) empties the log first.
+    Append { seq: u64, logs: Vec<Log>, commit_index: u64, done: Option<WriteDone>, clear: bool },
     /// Remove the entries from `index` on (index 0: the whole log).
     TruncateFrom { seq: u64, index: u64, done: Option<WriteDone> },
     /// Remove the entries up to and including `index` (compaction after a snapshot).
@@ -52,18 +68,30 @@ pub(crate) struct Progress {
     pub(crate) failures: u64,
 }
 
+/// An operation and the failure count it was submitted under.
+struct Queued {
+    op: StorageOp,
+    fence: u64,
+}
+
 /// The node's side of the worker.
 pub(crate) struct Storage {
     mode: Mode,
     progress: watch::Receiver<Progress>,
     busy_since: Arc<AtomicU64>,
     epoch: Instant,
+    /// The failures the node has acknowledged; operations submitted now
+    /// are performed only if no other has failed since.
+    fence: u64,
+    /// The next append clears the whole log first (the store holds entries
+    /// that do not continue the node's snapshot).
+    clear_before_append: bool,
 }
 
 /// Where operations run.
 enum Mode {
     /// On the storage thread, fed through a queue.
-    Thread { ops: mpsc::Sender<StorageOp>, thread: Option<std::thread::JoinHandle<()>> },
+    Thread { ops: mpsc::Sender<Queued>, thread: Option<std::thread::JoinHandle<()>> },
     /// On the caller's task, inside `submit`; completion events wait in `events`.
     Inline { log: Arc<LogCache>, progress: watch::Sender<Progress>, events: VecDeque<Event> },
 }
@@ -82,7 +110,7 @@ impl Storage {
         let (progress_tx, progress) = watch::channel(Progress::default());
         if log.store().writes_never_block() {
             let mode = Mode::Inline { log, progress: progress_tx, events: VecDeque::new() };
-            return Ok(Self { mode, progress, busy_since, epoch });
+            return Ok(Self { mode, progress, busy_since, epoch, fence: 0, clear_before_append: false });
         }
         let (ops, rx) = mpsc::channel(QUEUE_DEPTH);
         let busy = busy_since.clone();
@@ -97,20 +125,38 @@ impl Storage {
             progress: progress_tx,
         };
         let thread = std::thread::Builder::new().name("raft-storage".into()).spawn(move || worker.run())?;
-        Ok(Self { mode: Mode::Thread { ops, thread: Some(thread) }, progress, busy_since, epoch })
+        let mode = Mode::Thread { ops, thread: Some(thread) };
+        Ok(Self { mode, progress, busy_since, epoch, fence: 0, clear_before_append: false })
     }
 
     /// Queues an operation, waiting while the queue is full; in inline mode,
     /// performs it.
-    pub(crate) async fn submit(&mut self, op: StorageOp) -> Result<(), StoreError> {
+    pub(crate) async fn submit(&mut self, mut op: StorageOp) -> Result<(), StoreError> {
+        if let StorageOp::Append { clear, .. } = &mut op {
+            *clear = std::mem::take(&mut self.clear_before_append);
+        }
+        let queued = Queued { op, fence: self.fence };
         match &mut self.mode {
-            Mode::Thread { ops, .. } => ops.send(op).await.map_err(|_| StoreError::Closed),
+            Mode::Thread { ops, .. } => ops.send(queued).await.map_err(|_| StoreError::Closed),
             Mode::Inline { log, progress, events } => {
-                let outcome = perform(log, op, |_| None, usize::MAX);
+                let failures = progress.borrow().failures;
+                let outcome = perform(log, queued, failures, |_| None, usize::MAX);
                 events.extend(settle(log, progress, outcome));
                 Ok(())
             }
         }
+    }
+
+    /// Records that the node has seen every failure so far and rebuilt its
+    /// view of the log from the store: operations submitted from now on are
+    /// performed again.
+    pub(crate) fn acknowledge_failures(&mut self) {
+        self.fence = self.progress.borrow().failures;
+    }
+
+    /// Makes the next append clear the whole log before it writes.
+    pub(crate) fn clear_before_next_append(&mut self) {
+        self.clear_before_append = true;
     }
 
     /// The oldest completion event of an inline operation not yet taken.
@@ -151,12 +197,12 @@ impl Storage {
 struct Worker {
     log: Arc<LogCache>,
     events: mpsc::Sender<Event>,
-    rx: mpsc::Receiver<StorageOp>,
+    rx: mpsc::Receiver<Queued>,
     busy_since: Arc<AtomicU64>,
     epoch: Instant,
     max_batch: usize,
     /// An operation taken from the queue while grouping that did not fit the group.
-    stash: Option<StorageOp>,
+    stash: Option<Queued>,
     progress: watch::Sender<Progress>,
 }
 
@@ -171,7 +217,7 @@ struct Outcome {
 }
 
 impl Worker {
-    fn next(&mut self) -> Option<StorageOp> {
+    fn next(&mut self) -> Option<Queued> {
         self.stash.take().or_else(|| self.rx.blocking_recv())
     }
 
@@ -181,11 +227,13 @@ impl Worker {
             // Group with the appends queued right behind; keep the first
             // operation that does not continue the batch for the next round.
             let (rx, stash) = (&mut self.rx, &mut self.stash);
+            let failures = self.progress.borrow().failures;
             let outcome = perform(
                 &self.log,
                 op,
+                failures,
                 |continues| match rx.try_recv() {
-                    Ok(op) if continues(&op) => Some(op),
+                    Ok(queued) if continues(&queued.op) => Some(queued.op),
                     Ok(op) => {
                         *stash = Some(op);
                         None
@@ -202,25 +250,37 @@ impl Worker {
     }
 }
 
-/// Performs one operation. An append takes along every append `more` hands
-/// over that continues it (`more` is given the test), up to `max_batch`
-/// entries, and writes them in one call.
+/// Performs one operation, unless `failures` (so far) is past the fence it
+/// was submitted under. An append takes along every append `more` hands over
+/// that continues it (`more` is given the test; their fences are no lower),
+/// up to `max_batch` entries, and writes them in one call.
 fn perform(
     log: &LogCache,
-    op: StorageOp,
+    queued: Queued,
+    failures: u64,
     mut more: impl FnMut(&dyn Fn(&StorageOp) -> bool) -> Option<StorageOp>,
     max_batch: usize,
 ) -> Outcome {
+    let Queued { op, fence } = queued;
     let seq = op.seq();
+    if failures > fence {
+        let dones = match op {
+            StorageOp::Append { done, .. } | StorageOp::TruncateFrom { done, .. } => {
+                done.into_iter().collect()
+            }
+            StorageOp::TruncateThrough { .. } => Vec::new(),
+        };
+        return Outcome { seq, result: Err(StoreError::NotAttempted), dones, last_index: None };
+    }
     let store = log.store();
     match op {
-        StorageOp::Append { mut logs, mut commit_index, done, .. } => {
+        StorageOp::Append { mut logs, mut commit_index, done, clear, .. } => {
             let mut dones: Vec<WriteDone> = done.into_iter().collect();
             let mut seq = seq;
             while logs.len() < max_batch {
                 let next_index = logs.last().map(|l| l.index + 1);
-                let continues = |op: &StorageOp| matches!(op, StorageOp::Append { logs: more, .. } if more.first().map(|l| l.index) == next_index);
-                let Some(StorageOp::Append { seq: next_seq, logs: rest, commit_index: commit, done }) =
+                let continues = |op: &StorageOp| matches!(op, StorageOp::Append { logs: more, clear: false, .. } if more.first().map(|l| l.index) == next_index);
+                let Some(StorageOp::Append { seq: next_seq, logs: rest, commit_index: commit, done, .. }) =
                     more(&continues)
                 else {
                     break;
@@ -231,7 +291,8 @@ fn perform(
                 seq = next_seq;
             }
             let last_index = logs.last().map(|l| l.index);
-            let result = store.store_logs_with_commit(&logs, commit_index);
+            let cleared = if clear { store.delete_range(0, u64::MAX) } else { Ok(()) };
+            let result = cleared.and_then(|()| store.store_logs_with_commit(&logs, commit_index));
             Outcome { seq, result, dones, last_index }
         }
         StorageOp::TruncateFrom { index, done, .. } => Outcome {
@@ -314,7 +375,7 @@ mod tests {
 
     fn append(seq: u64, indexes: std::ops::RangeInclusive<u64>, term: u64) -> StorageOp {
         let logs = indexes.map(|i| Log::command(i, term, "x")).collect();
-        StorageOp::Append { seq, logs, commit_index: 0, done: None }
+        StorageOp::Append { seq, logs, commit_index: 0, done: None, clear: false }
     }
 
     /// Runs the same operations through one storage mode and reports what
@@ -369,5 +430,52 @@ mod tests {
         assert_eq!(inline.1, threaded.1);
         assert_eq!(inline.2, Progress { completed_seq: 6, failures: 1 });
         assert_eq!(threaded.2, inline.2);
+    }
+
+    /// Once a write fails, nothing submitted before the node acknowledges
+    /// it is performed: the append behind the failed one would otherwise
+    /// leave a hole (or continue a log the node no longer has).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nothing_queued_behind_a_failed_write_is_performed_in_both_modes() {
+        for never_blocks in [true, false] {
+            let store = Arc::new(VecStore { logs: Mutex::default(), never_blocks, refuse_from: 4 });
+            let log = Arc::new(LogCache::new(store.clone(), 16));
+            let (events_tx, mut events_rx) = mpsc::channel(16);
+            let mut storage = Storage::start(log, events_tx, 1).expect("start");
+            for op in [append(1, 1..=3, 1), append(2, 4..=5, 1), append(3, 6..=7, 1)] {
+                storage.submit(op).await.expect("submit");
+            }
+            let mut next_event = async || match storage.take_event() {
+                Some(event) => event,
+                None => tokio::time::timeout(Duration::from_secs(10), events_rx.recv())
+                    .await
+                    .expect("an event within 10 s")
+                    .expect("event"),
+            };
+            let mut seen = Vec::new();
+            for _ in 0..3 {
+                seen.push(match next_event().await {
+                    Event::Durable { seq, .. } => format!("durable {seq}"),
+                    Event::StoreFailed { seq, error } => format!("failed {seq}: {error}"),
+                    _ => "other".into(),
+                });
+            }
+            assert_eq!(seen[..2], ["durable 1".to_string(), "failed 2: store is full: refused".to_string()]);
+            assert_eq!(seen[2], format!("failed 3: {}", StoreError::NotAttempted), "in-task {never_blocks}");
+            let indexes: Vec<u64> = store.logs.lock().expect("lock").iter().map(|l| l.index).collect();
+            assert_eq!(indexes, [1, 2, 3], "in-task {never_blocks}");
+            // Acknowledged: writes are performed again.
+            storage.acknowledge_failures();
+            storage.submit(StorageOp::TruncateThrough { seq: 4, index: 1 }).await.expect("submit");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while storage.progress().borrow().completed_seq < 4 {
+                assert!(Instant::now() < deadline, "the truncation was not performed");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let indexes: Vec<u64> = store.logs.lock().expect("lock").iter().map(|l| l.index).collect();
+            assert_eq!(indexes, [2, 3], "in-task {never_blocks}");
+            assert_eq!(storage.progress().borrow().failures, 2);
+            storage.stop().await;
+        }
     }
 }

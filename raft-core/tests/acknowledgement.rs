@@ -105,3 +105,36 @@ async fn a_leader_never_counts_itself_for_entries_its_store_refused() {
         }
     }
 }
+
+/// Found by the simulator (seeds 378, 397, 580, 607, 645, 859, 886, 955 of
+/// the first soak): a follower whose truncation of a conflicting suffix
+/// failed went on as if it had worked; the append queued behind it was
+/// refused, but the follower still believed the new entries' terms, so a
+/// later append continued the old suffix and the log mixed two leaders'
+/// entries. Now nothing queued behind a failed write is performed, and the
+/// node takes its log from the store again before it writes more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_truncation_leaves_the_log_as_the_store_has_it_in_both_modes() {
+    for never_blocks in [true, false] {
+        let (raft, probe, store, _network) = follower(never_blocks).await;
+        store.failing_deletes.store(1, Ordering::SeqCst);
+        // A new leader's entries conflict from 6 on: the truncation fails.
+        let response = probe.append(&addr(0), 3, (5, 2), commands(6, 8, 3), 0).await;
+        assert!(!response.success, "in-task {never_blocks}: {response:?}");
+        wait_for("the node's log to be the store's again", SECOND * 5, || {
+            (raft.last_index() == 11 && raft.stats().last_log_term == 2).then_some(())
+        })
+        .await;
+        // The node must not believe it holds the new leader's entry 8.
+        let continued = probe.append(&addr(0), 3, (8, 3), commands(9, 12, 3), 0).await;
+        assert!(
+            !continued.success,
+            "in-task {never_blocks}: continued a log it does not have: {continued:?}"
+        );
+        let retried = probe.append(&addr(0), 3, (5, 2), commands(6, 12, 3), 0).await;
+        assert!(retried.success && retried.last_log == 12, "in-task {never_blocks}: {retried:?}");
+        let terms: Vec<u64> = store.get_logs(1, 12, u64::MAX).expect("read").iter().map(|l| l.term).collect();
+        assert_eq!(terms, [1, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3], "in-task {never_blocks}");
+        raft.shutdown().await.expect("shutdown");
+    }
+}

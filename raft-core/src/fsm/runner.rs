@@ -10,11 +10,12 @@
 use crate::error::RaftError;
 use crate::log_cache::LogCache;
 use crate::state::Shared;
+use crate::watch;
 use crate::{Configuration, Fsm, FsmSnapshot, Log, LogKind, SnapshotMeta, SnapshotReader};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 /// How many operations may wait for the FSM runner.
 const QUEUE_DEPTH: usize = 1024;

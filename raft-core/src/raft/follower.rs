@@ -115,6 +115,7 @@ impl<F: Fsm> Node<F> {
         self.last_leader_contact = Some(Instant::now());
         self.shared.touch_contact();
         self.reset_election_timer();
+        self.leader_commit = self.leader_commit.max(request.leader_commit);
 
         // While the FSM is restored from a snapshot, the log and commit index
         // wait for it: only bare heartbeats are taken meanwhile.
@@ -156,6 +157,7 @@ impl<F: Fsm> Node<F> {
         if commit_hint > self.commit_index {
             self.commit_to(commit_hint, Vec::new()).await;
         }
+        self.refill_commit_if_stored().await;
         response.success = true;
         response.last_log = self.last_index;
         // Entries this request names may still be on their way to the disk

@@ -9,12 +9,13 @@ use crate::observer::Observation;
 use crate::replication::{self, PeerContact, PeerTasks, Replication};
 use crate::state::RaftState;
 use crate::storage::StorageOp;
+use crate::watch;
 use crate::{Fsm, Log, LogKind, Server, ServerId};
 use bytes::Bytes;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// A `verify_leader`/`read_index` call waiting for a quorum of heartbeats.
@@ -32,19 +33,19 @@ pub(crate) struct LeaderState<R> {
     pub(super) commitment: Commitment,
     /// Futures of entries appended but not yet committed, in index order.
     pending: VecDeque<(u64, ApplyReply<R>)>,
-    pub(super) peers: HashMap<ServerId, PeerTasks>,
+    pub(super) peers: BTreeMap<ServerId, PeerTasks>,
     last_index_tx: watch::Sender<u64>,
     commit_tx: watch::Sender<u64>,
     verify_tx: watch::Sender<u64>,
     verify_round: u64,
     verifies: Vec<Verify>,
-    acks: HashMap<ServerId, u64>,
+    acks: BTreeMap<ServerId, u64>,
     /// Storage operations from this one on are this leadership's writes.
     first_seq: u64,
     /// The index of this term's first entry (its no-op).
     pub(super) start_index: u64,
     /// What each follower (voter or not) is known to store.
-    pub(super) matches: HashMap<ServerId, u64>,
+    pub(super) matches: BTreeMap<ServerId, u64>,
     /// A membership change under way.
     pub(super) change: Option<super::membership::PendingChange>,
     /// Membership requests waiting for this leader's configuration to be stable.
@@ -85,16 +86,16 @@ impl<F: Fsm> Node<F> {
         let state = LeaderState {
             commitment,
             pending: VecDeque::new(),
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
             last_index_tx: watch::channel(self.last_index).0,
             commit_tx: watch::channel(self.commit_index).0,
             verify_tx: watch::channel(0).0,
             verify_round: 0,
             verifies: Vec::new(),
-            acks: HashMap::new(),
+            acks: BTreeMap::new(),
             first_seq: self.next_seq + 1,
             start_index,
-            matches: HashMap::new(),
+            matches: BTreeMap::new(),
             change: None,
             deferred: VecDeque::new(),
             transfer: None,
@@ -177,7 +178,7 @@ impl<F: Fsm> Node<F> {
         if let Some(state) = self.leader_state.as_ref() {
             state.last_index_tx.send_replace(last);
         }
-        let op = StorageOp::Append { seq, logs, commit_index, done: None };
+        let op = StorageOp::Append { seq, logs, commit_index, done: None, clear: false };
         if self.storage.submit(op).await.is_err() {
             tracing::error!("the storage worker has stopped; stepping down");
             self.set_role(RaftState::Follower);
@@ -323,7 +324,7 @@ impl<F: Fsm> Node<F> {
             Event::StoreFailed { seq, error } => {
                 tracing::error!(%error, seq, "the leader's log write failed; stepping down");
                 self.step_down(self.current_term).await;
-                self.resync_log_bounds().await;
+                self.resync_log().await;
             }
             _ => {}
         }

@@ -340,6 +340,16 @@ impl<F: Fsm> Node<F> {
         if committed.servers.is_empty() || committed.server(&self.id).is_some() {
             return;
         }
+        // A later entry may undo the removal (the node was added back): a
+        // node in its latest configuration is not removed, and a follower
+        // catching up decides only once its log holds everything the leader
+        // has committed.
+        if self.configurations.latest.server(&self.id).is_some() {
+            return;
+        }
+        if self.role != RaftState::Leader && self.commit_index < self.leader_commit {
+            return;
+        }
         if self.config.shutdown_on_remove {
             tracing::info!(id = %self.id, "removed from the cluster; shutting down");
             self.set_role(RaftState::Shutdown);

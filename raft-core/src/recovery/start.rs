@@ -182,7 +182,6 @@ pub(crate) fn recover(
     if fit_log == LogFit::Clear {
         log.delete_range(0, u64::MAX)?;
     }
-    let first_index = log.first_index()?;
     let (last_index, last_term) = match log.last_index()? {
         0 => (point.index, point.term),
         index => {
@@ -194,9 +193,24 @@ pub(crate) fn recover(
         }
     };
     let commit_index = stored_commit.min(last_index).max(point.index);
-    let mut next = first_index.max(point.configuration_index + 1).max(1);
-    while first_index > 0 && next <= last_index {
-        let batch = log.get_logs(next, last_index, SCAN_BYTES_MAX)?;
+    scan_configurations(log, point.configuration_index + 1, last_index, commit_index, &mut configurations)?;
+    Ok(Recovered { term, voted_for, last_index, last_term, commit_index, configurations, snapshot: point })
+}
+
+/// Moves `configurations` forward through the configuration entries the
+/// log holds in `from..=last` (those through `commit_index` count as
+/// committed).
+pub(crate) fn scan_configurations(
+    log: &dyn LogStore,
+    from: u64,
+    last: u64,
+    commit_index: u64,
+    configurations: &mut Configurations,
+) -> Result<(), StoreError> {
+    let first_index = log.first_index()?;
+    let mut next = first_index.max(from).max(1);
+    while first_index > 0 && next <= last {
+        let batch = log.get_logs(next, last, SCAN_BYTES_MAX)?;
         let Some(tail) = batch.last() else { break };
         next = tail.index + 1;
         for entry in batch.iter().filter(|l| l.kind == LogKind::Configuration) {
@@ -211,7 +225,7 @@ pub(crate) fn recover(
             configurations.latest_index = entry.index;
         }
     }
-    Ok(Recovered { term, voted_for, last_index, last_term, commit_index, configurations, snapshot: point })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -267,9 +267,17 @@ impl TestCluster {
             nodes: (0..n).map(|_| None).collect(),
             config,
         };
+        // Nobody hears anybody until all are bootstrapped (else a leader's
+        // entries could reach a node before its own bootstrap call).
+        for i in 0..n {
+            cluster.network.disconnect(&addr(i));
+        }
         for i in 0..n {
             cluster.start(i).await;
             cluster.raft(i).bootstrap_cluster(configuration(n)).await.expect("bootstrap");
+        }
+        for i in 0..n {
+            cluster.network.connect(&addr(i));
         }
         cluster
     }
@@ -462,12 +470,14 @@ pub fn commands(first: u64, last: u64, term: u64) -> Vec<Log> {
     (first..=last).map(|index| Log::command(index, term, num(index))).collect()
 }
 
-/// A `MemLogStore` whose writes fail while `failing` is set, run on the
-/// node's task (`never_blocks`) or on the storage thread.
+/// A `MemLogStore` whose writes fail while `failing` is set (and whose
+/// next `failing_deletes` deletions fail), run on the node's task
+/// (`never_blocks`) or on the storage thread.
 #[derive(Default)]
 pub struct FlakyLogStore {
     pub inner: MemLogStore,
     pub failing: std::sync::atomic::AtomicBool,
+    pub failing_deletes: std::sync::atomic::AtomicU32,
     pub never_blocks: bool,
 }
 
@@ -506,6 +516,11 @@ impl LogStore for FlakyLogStore {
     }
     fn delete_range(&self, min: u64, max: u64) -> Result<(), StoreError> {
         self.check()?;
+        let deletes = self.failing_deletes.load(Ordering::SeqCst);
+        if deletes > 0 {
+            self.failing_deletes.store(deletes - 1, Ordering::SeqCst);
+            return Err(StoreError::Io(std::io::Error::other("injected delete failure")));
+        }
         self.inner.delete_range(min, max)
     }
     fn writes_never_block(&self) -> bool {
