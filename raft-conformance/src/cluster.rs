@@ -285,6 +285,12 @@ impl Cluster {
         let nodes =
             (0..n).map(|i| Slot { raft: None, stores: Some(stores.create(i)), connected: true }).collect();
         let mut cluster = Self { network, stores, nodes, checker: Arc::new(Checker::default()), config };
+        // No node hears another until every member is bootstrapped: else the
+        // first ones could elect a leader whose entries reach a member before
+        // its own bootstrap call, which then fails (the node has state).
+        for i in 0..n {
+            cluster.network.set_connected(i, false);
+        }
         for i in 0..n {
             cluster.start(i).await;
         }
@@ -295,6 +301,9 @@ impl Cluster {
             if let Err(error) = raft.bootstrap_cluster(configuration.clone()).await {
                 cluster.fail(&format!("bootstrapping node {i} failed: {error}"));
             }
+        }
+        for i in 0..n {
+            cluster.network.set_connected(i, true);
         }
         cluster
     }

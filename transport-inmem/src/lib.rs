@@ -43,5 +43,5 @@
 mod network;
 mod transport;
 
-pub use network::{Faults, InmemNetwork};
+pub use network::{Faults, InmemNetwork, MessageHook};
 pub use transport::InmemTransport;

@@ -28,6 +28,10 @@ pub struct Faults {
     /// How long a call to an unreachable or lost destination waits before it
     /// fails, at most (a random time up to this), as a real timeout would.
     pub failure_delay_max: Duration,
+    /// The chance that a request (other than InstallSnapshot) is delivered a
+    /// second time, a little later, as a retransmitted packet would be; the
+    /// second answer is dropped.
+    pub duplicate: f64,
 }
 
 impl Faults {
@@ -40,6 +44,7 @@ impl Faults {
             reorder: 0.0,
             reorder_delay_max: Duration::ZERO,
             failure_delay_max: Duration::from_millis(2),
+            duplicate: 0.0,
         }
     }
 
@@ -54,6 +59,7 @@ impl Faults {
             reorder: 0.05,
             reorder_delay_max: Duration::from_millis(40),
             failure_delay_max: Duration::from_millis(5),
+            duplicate: 0.0,
         }
     }
 }
@@ -79,13 +85,19 @@ pub(crate) struct State {
     disconnected: HashSet<ServerAddress>,
     cut: HashSet<(ServerAddress, ServerAddress)>,
     groups: Option<HashMap<ServerAddress, usize>>,
+    /// Messages from or to a node wait until its time here before delivery.
+    held: HashMap<ServerAddress, tokio::time::Instant>,
     pub(crate) faults: Faults,
     rng: StdRng,
     next_instance: u64,
 }
 
+/// Told of every message the network carries (see [`InmemNetwork::on_message`]).
+pub type MessageHook = Arc<dyn Fn(&str) + Send + Sync>;
+
 pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
+    pub(crate) hook: Mutex<Option<MessageHook>>,
     pub(crate) counters: Mutex<HashMap<ServerAddress, Arc<Counters>>>,
     pub(crate) codec: bool,
     seed: u64,
@@ -94,6 +106,15 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Tells the message hook, if any, about a message.
+    /// The line is only formatted when there is a hook.
+    pub(crate) fn tell(&self, message: impl FnOnce() -> String) {
+        let hook = self.hook.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some(hook) = hook {
+            hook(&message());
+        }
     }
 
     pub(crate) fn counters(&self, addr: &ServerAddress) -> Arc<Counters> {
@@ -114,6 +135,16 @@ impl State {
             Some(groups) => groups.get(from) == groups.get(to),
             None => true,
         }
+    }
+
+    /// Until when messages between `from` and `to` are held, if they are.
+    pub(crate) fn held_until(
+        &self,
+        from: &ServerAddress,
+        to: &ServerAddress,
+    ) -> Option<tokio::time::Instant> {
+        let now = tokio::time::Instant::now();
+        [self.held.get(from), self.held.get(to)].into_iter().flatten().copied().filter(|&at| at > now).max()
     }
 
     pub(crate) fn chance(&mut self, probability: f64) -> bool {
@@ -162,12 +193,26 @@ impl InmemNetwork {
             disconnected: HashSet::new(),
             cut: HashSet::new(),
             groups: None,
+            held: HashMap::new(),
             faults: Faults::reliable(),
             rng: StdRng::seed_from_u64(seed),
             next_instance: 0,
         };
-        let shared = Shared { state: Mutex::new(state), counters: Mutex::default(), codec, seed };
+        let shared = Shared {
+            state: Mutex::new(state),
+            hook: Mutex::default(),
+            counters: Mutex::default(),
+            codec,
+            seed,
+        };
         Self { shared: Arc::new(shared) }
+    }
+
+    /// Calls `hook` for every request delivered and every answer returned,
+    /// with a line describing it (a deterministic simulation hashes these
+    /// into its trace).
+    pub fn on_message(&self, hook: MessageHook) {
+        *self.shared.hook.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(hook);
     }
 
     /// The seed of this network's fault decisions.
@@ -212,6 +257,18 @@ impl InmemNetwork {
         state.cut.insert((b.clone(), a.clone()));
     }
 
+    /// Cuts the link from `from` to `to` only: `to` still reaches `from`.
+    pub fn cut_one_way(&self, from: &ServerAddress, to: &ServerAddress) {
+        self.shared.lock().cut.insert((from.clone(), to.clone()));
+    }
+
+    /// Holds every message from or to `addr` until `until` (tokio's clock),
+    /// then delivers it: what the peers of a paused process, or of one whose
+    /// disk stalls, see. Nothing is lost.
+    pub fn hold(&self, addr: &ServerAddress, until: tokio::time::Instant) {
+        self.shared.lock().held.insert(addr.clone(), until);
+    }
+
     /// Restores the link between `a` and `b`.
     pub fn heal(&self, a: &ServerAddress, b: &ServerAddress) {
         let mut state = self.shared.lock();
@@ -230,12 +287,13 @@ impl InmemNetwork {
         self.shared.lock().groups = Some(map);
     }
 
-    /// Removes every disconnection, cut link and partition (faults stay).
+    /// Removes every disconnection, cut link, partition and hold (faults stay).
     pub fn heal_all(&self) {
         let mut state = self.shared.lock();
         state.disconnected.clear();
         state.cut.clear();
         state.groups = None;
+        state.held.clear();
     }
 
     /// Sets the probabilistic faults.

@@ -141,19 +141,46 @@ impl InmemTransport {
         request: Req,
         wrap: impl FnOnce(Req, Responder<Resp>) -> Rpc,
     ) -> Result<Resp, TransportError> {
+        self.call_with(target, request, wrap, None::<fn() -> Option<Rpc>>).await
+    }
+
+    /// As [`call`](Self::call), for a request that may also be delivered a
+    /// second time (`Faults::duplicate`).
+    async fn call_duplicable<Req: Wire + Clone + Send + 'static, Resp: Wire + Send + 'static>(
+        &self,
+        target: ServerAddress,
+        request: Req,
+        wrap: fn(Req, Responder<Resp>) -> Rpc,
+    ) -> Result<Resp, TransportError> {
+        let copy = request.clone();
+        let duplicate = move || Some(wrap(copy, Responder::new().0));
+        self.call_with(target, request, wrap, Some(duplicate)).await
+    }
+
+    async fn call_with<Req: Wire, Resp: Wire>(
+        &self,
+        target: ServerAddress,
+        request: Req,
+        wrap: impl FnOnce(Req, Responder<Resp>) -> Rpc,
+        duplicate: Option<impl FnOnce() -> Option<Rpc>>,
+    ) -> Result<Resp, TransportError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(TransportError::Shutdown);
         }
         let (request, size) = through_codec(request, self.network.shared.codec)?;
         self.counters.rpcs.fetch_add(1, Ordering::Relaxed);
         self.counters.bytes.fetch_add(size, Ordering::Relaxed);
-        let (incoming, delay, drop_request) = {
+        let (incoming, delay, drop_request, held, duplicate_after) = {
             let mut state = self.network.shared.lock();
             let reachable = state.reachable(&self.addr, &target);
             let incoming = state.nodes.get(&target).filter(|_| reachable).map(|r| r.incoming.clone());
             let faults = state.faults.clone();
             let delay = faults.delay.map(|(min, max)| state.between(min, max));
-            (incoming, delay, state.chance(faults.drop_requests))
+            let held = state.held_until(&self.addr, &target);
+            let duplicate_after = (duplicate.is_some() && state.chance(faults.duplicate)).then(|| {
+                state.between(Duration::ZERO, faults.reorder_delay_max.max(Duration::from_millis(5)))
+            });
+            (incoming, delay, state.chance(faults.drop_requests), held, duplicate_after)
         };
         let Some(incoming) = incoming else {
             return Err(self.fail_after_a_while(TransportError::Unreachable(target)).await);
@@ -161,11 +188,25 @@ impl InmemTransport {
         if drop_request {
             return Err(self.fail_after_a_while(TransportError::Timeout(target)).await);
         }
+        if let Some(until) = held {
+            tokio::time::sleep_until(until).await;
+        }
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
         }
+        if let (Some(after), Some(duplicate)) = (duplicate_after, duplicate)
+            && let Some(rpc) = duplicate()
+        {
+            let incoming = incoming.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = incoming.send(rpc).await;
+            });
+        }
         let (respond, answer) = Responder::new();
-        if incoming.send(wrap(request, respond)).await.is_err() {
+        let rpc = wrap(request, respond);
+        self.network.shared.tell(|| format!("{} → {target} {}", self.addr, describe(&rpc)));
+        if incoming.send(rpc).await.is_err() {
             return Err(TransportError::Unreachable(target));
         }
         let response = match answer.await {
@@ -173,13 +214,13 @@ impl InmemTransport {
             Ok(Err(rejection)) => return Err(TransportError::Remote { peer: target, message: rejection.0 }),
             Err(_) => return Err(TransportError::Unreachable(target)),
         };
-        let (reachable, drop_reply, hold) = {
+        let (reachable, drop_reply, hold, held) = {
             let mut state = self.network.shared.lock();
-            let reachable = state.reachable(&self.addr, &target);
+            let reachable = state.reachable(&target, &self.addr);
             let faults = state.faults.clone();
             let hold =
                 state.chance(faults.reorder).then(|| state.between(Duration::ZERO, faults.reorder_delay_max));
-            (reachable, state.chance(faults.drop_replies), hold)
+            (reachable, state.chance(faults.drop_replies), hold, state.held_until(&target, &self.addr))
         };
         if !reachable {
             return Err(self.fail_after_a_while(TransportError::Unreachable(target)).await);
@@ -187,10 +228,39 @@ impl InmemTransport {
         if drop_reply {
             return Err(self.fail_after_a_while(TransportError::Timeout(target)).await);
         }
+        if let Some(until) = held {
+            tokio::time::sleep_until(until).await;
+        }
         if let Some(hold) = hold {
             tokio::time::sleep(hold).await;
         }
+        self.network.shared.tell(|| format!("{target} → {} answer", self.addr));
         Ok(through_codec(response, self.network.shared.codec)?.0)
+    }
+}
+
+/// A line naming an RPC and the fields that shape what the receiver does.
+fn describe(rpc: &Rpc) -> String {
+    match rpc {
+        Rpc::AppendEntries { request: r, .. } => format!(
+            "AppendEntries(term {}, prev {}/{}, {} entries, commit {})",
+            r.term,
+            r.prev_log_index,
+            r.prev_log_term,
+            r.entries.len(),
+            r.leader_commit
+        ),
+        Rpc::RequestVote { request: r, .. } => {
+            format!("RequestVote(term {}, last {}/{})", r.term, r.last_log_index, r.last_log_term)
+        }
+        Rpc::PreVote { request: r, .. } => {
+            format!("PreVote(term {}, last {}/{})", r.term, r.last_log_index, r.last_log_term)
+        }
+        Rpc::InstallSnapshot { request: r, .. } => {
+            format!("InstallSnapshot(term {}, through {}/{})", r.term, r.last_log_index, r.last_log_term)
+        }
+        Rpc::TimeoutNow { request: r, .. } => format!("TimeoutNow(term {})", r.term),
+        other => format!("{other:?}"),
     }
 }
 
@@ -212,7 +282,9 @@ impl Transport for InmemTransport {
         if request.prev_log_index > 0 || !request.entries.is_empty() {
             self.counters.appends.fetch_add(1, Ordering::Relaxed);
         }
-        Box::pin(self.call(target, request, |request, respond| Rpc::AppendEntries { request, respond }))
+        Box::pin(
+            self.call_duplicable(target, request, |request, respond| Rpc::AppendEntries { request, respond }),
+        )
     }
 
     fn request_vote(
@@ -220,7 +292,9 @@ impl Transport for InmemTransport {
         target: ServerAddress,
         request: RequestVoteRequest,
     ) -> BoxFuture<'_, Result<RequestVoteResponse, TransportError>> {
-        Box::pin(self.call(target, request, |request, respond| Rpc::RequestVote { request, respond }))
+        Box::pin(
+            self.call_duplicable(target, request, |request, respond| Rpc::RequestVote { request, respond }),
+        )
     }
 
     fn pre_vote(
@@ -228,7 +302,7 @@ impl Transport for InmemTransport {
         target: ServerAddress,
         request: PreVoteRequest,
     ) -> BoxFuture<'_, Result<PreVoteResponse, TransportError>> {
-        Box::pin(self.call(target, request, |request, respond| Rpc::PreVote { request, respond }))
+        Box::pin(self.call_duplicable(target, request, |request, respond| Rpc::PreVote { request, respond }))
     }
 
     fn install_snapshot(
@@ -249,7 +323,9 @@ impl Transport for InmemTransport {
         target: ServerAddress,
         request: TimeoutNowRequest,
     ) -> BoxFuture<'_, Result<TimeoutNowResponse, TransportError>> {
-        Box::pin(self.call(target, request, |request, respond| Rpc::TimeoutNow { request, respond }))
+        Box::pin(
+            self.call_duplicable(target, request, |request, respond| Rpc::TimeoutNow { request, respond }),
+        )
     }
 
     fn append_entries_pipeline(

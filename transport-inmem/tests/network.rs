@@ -161,3 +161,37 @@ async fn a_shut_down_transport_fails_calls_and_a_restarted_node_takes_its_addres
     assert!(vote(&a, "b", 2).await.is_ok(), "the restarted node is reachable at the same address");
     assert!(matches!(b2.consumer(), Err(TransportError::ConsumerTaken)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn one_way_cuts_duplicates_and_holds_do_what_they_say() {
+    let network = InmemNetwork::new(5);
+    let a = network.transport("a");
+    let b = network.transport("b");
+    let served_by_b = serve(&b);
+    let served_by_a = serve(&a);
+    // a → b cut, b → a open: a's request never arrives; b's arrives and is
+    // handled, but its answer (a → b) is lost.
+    network.cut_one_way(&"a".into(), &"b".into());
+    assert!(vote(&a, "b", 1).await.is_err(), "a reached b over a cut link");
+    assert!(vote(&b, "a", 1).await.is_err(), "an answer crossed the cut link");
+    network.heal_all();
+    a.shutdown().await;
+    assert_eq!(served_by_a.await.expect("task"), 1, "b's request reached a");
+    let a = network.transport("c");
+    // Every request delivered twice: b serves two for each one a sends.
+    network.set_faults(Faults { duplicate: 1.0, ..Faults::reliable() });
+    for term in 1..=5 {
+        assert_eq!(vote(&a, "b", term).await.expect("vote").term, term, "the first answer is the caller's");
+    }
+    network.set_faults(Faults::reliable());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Held messages arrive when the hold ends, not before.
+    let until = Instant::now() + Duration::from_secs(2);
+    network.hold(&"b".into(), until);
+    let started = Instant::now();
+    vote(&a, "b", 9).await.expect("a held message is delivered");
+    assert!(started.elapsed() >= Duration::from_secs(2), "delivered after {:?}", started.elapsed());
+    b.shutdown().await;
+    let served = served_by_b.await.expect("task");
+    assert_eq!(served, 5 * 2 + 1, "b served the duplicates (and only them)");
+}
