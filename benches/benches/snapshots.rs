@@ -32,7 +32,8 @@ fn file_snapshots(c: &mut Criterion) {
     group.sample_size(10).measurement_time(Duration::from_secs(8)).warm_up_time(Duration::from_millis(500));
     group.throughput(Throughput::Bytes(SIZE as u64));
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = FileSnapshotStore::open(dir.path(), 1).expect("store");
+    let store = FileSnapshotStore::open_with(dir.path(), raft_core::FileSnapshotOptions::default().retain(1))
+        .expect("store");
     let chunk = vec![0x5Au8; CHUNK];
     group.bench_function("write_64MiB", |b| b.iter(|| write_snapshot(&store, &chunk)));
     let id = write_snapshot(&store, &chunk);

@@ -202,19 +202,3 @@ pub async fn run(leader: &Raft<NoopFsm>, clients: usize, seconds: u64, timeout: 
     })
     .await
 }
-
-/// The command line's `--flag value` pairs, in order.
-pub fn flag_values() -> Result<Vec<(String, String)>, String> {
-    let mut it = std::env::args().skip(1);
-    let mut pairs = Vec::new();
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
-        pairs.push((flag, value));
-    }
-    Ok(pairs)
-}
-
-/// A `--clients` value: client counts separated by commas.
-pub fn parse_clients(value: &str) -> Result<Vec<usize>, String> {
-    value.split(',').map(|c| c.parse().map_err(|_| format!("bad client count {c}"))).collect()
-}

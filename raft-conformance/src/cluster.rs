@@ -100,8 +100,7 @@ impl<S: LogStore + StableStore> DirStores<S> {
     fn open_node(&self, node: usize) -> NodeStores {
         let dir = self.node_dir(node);
         let store = Arc::new((self.open)(&dir.join("store")));
-        let snapshots =
-            raft_core::FileSnapshotStore::open(dir.join("snapshots"), 2).expect("a snapshot store");
+        let snapshots = raft_core::FileSnapshotStore::open(dir.join("snapshots")).expect("a snapshot store");
         NodeStores { logs: store.clone(), stable: store, snapshots: Arc::new(snapshots) }
     }
 }

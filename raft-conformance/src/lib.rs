@@ -38,7 +38,11 @@
 //!
 //! Each call generates a module (`log_store_conformance`, …) of tests, so one
 //! file may run all three suites; put each store's calls in its own module.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "bench")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bench")))]
+pub mod bench;
 pub mod cluster;
 pub mod crash;
 pub mod exclusive;

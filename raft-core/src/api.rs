@@ -2,17 +2,17 @@
 
 mod membership;
 
-use crate::config::{Config, ReloadableConfig};
+use crate::config::{Config, ConfigError, ReloadableConfig};
 use crate::error::RaftError;
 use crate::fsm::runner::{Applied, FsmHandle};
 use crate::log_cache::LogCache;
 use crate::observer::Observation;
 use crate::raft::{Node, Recovered, Request};
-use crate::state::{RaftState, Shared, Stats};
+use crate::state::{RaftState, Shared, Stats, Status};
 use crate::storage::Storage;
 use crate::watch;
 use crate::{
-    Configuration, Fsm, LogKind, LogStore, ServerAddress, ServerId, SnapshotMeta, SnapshotReader,
+    Configuration, Fsm, LogKind, LogStore, ServerAddress, ServerId, Snapshot, SnapshotMeta, SnapshotReader,
     SnapshotStore, StableStore, StoreError, Transport,
 };
 use bytes::Bytes;
@@ -63,6 +63,9 @@ struct Inner<R> {
     requests: mpsc::Sender<Request<R>>,
     shared: Arc<Shared>,
     observers: broadcast::Sender<Observation>,
+    /// The node's snapshot store, for the handles [`Raft::snapshot`] returns;
+    /// weak, so that a shut-down node releases it (and its directory lock).
+    snapshots: std::sync::Weak<dyn SnapshotStore>,
     applied: watch::Receiver<u64>,
     shutdown: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -135,6 +138,13 @@ impl<F: Fsm> Raft<F> {
         transport: impl Transport,
     ) -> Result<Self, RaftError> {
         config.validate()?;
+        if let Some(transport_id) = transport.local_id()
+            && transport_id != config.local_id
+        {
+            return Err(
+                ConfigError::TransportIdMismatch { node: config.local_id, transport: transport_id }.into()
+            );
+        }
         let log_store: Arc<dyn LogStore> = Arc::new(log_store);
         let stable: Arc<dyn StableStore> = Arc::new(stable_store);
         let snapshots: Arc<dyn SnapshotStore> = Arc::new(snapshot_store);
@@ -185,13 +195,22 @@ impl<F: Fsm> Raft<F> {
         let log = Arc::new(LogCache::new(log_store, config.log_cache_size));
         log.set_snapshot(recovered.snapshot.index, recovered.snapshot.term);
         let io_error = |e| RaftError::Store(StoreError::Io(e));
-        let storage =
-            Storage::start(log.clone(), events_tx.clone(), config.max_append_entries).map_err(io_error)?;
-        let (batch_apply, max_batch) = (config.batch_apply, config.max_append_entries);
+        // Everything the node, its helper tasks and its storage and FSM
+        // threads log carries this span: which node said it.
+        let span = tracing::info_span!("raft", node = %config.local_id);
+        let storage = span
+            .in_scope(|| Storage::start(log.clone(), events_tx.clone(), config.max_append_entries))
+            .map_err(io_error)?;
+        let metrics = crate::metrics::NodeMetrics::new(config.local_id.as_str());
+        let settings = crate::fsm::runner::RunnerSettings {
+            batch_apply: config.batch_apply,
+            max_batch: config.max_append_entries,
+            metrics: metrics.fsm(),
+        };
         let point = recovered.snapshot.clone();
-        let fsm =
-            FsmHandle::start(fsm, log.clone(), shared.clone(), applied_tx, point, batch_apply, max_batch)
-                .map_err(io_error)?;
+        let fsm = span
+            .in_scope(|| FsmHandle::start(fsm, log.clone(), shared.clone(), applied_tx, point, settings))
+            .map_err(io_error)?;
         if recovered.commit_index > recovered.snapshot.index {
             fsm.commit(recovered.commit_index, Vec::new()).await;
         }
@@ -219,7 +238,7 @@ impl<F: Fsm> Raft<F> {
             last_term: recovered.last_term,
             snapshot_index: recovered.snapshot.index,
             snapshot_term: recovered.snapshot.term,
-            snapshots,
+            snapshots: snapshots.clone(),
             snapshot_in_progress: false,
             snapshot_deadline: TokioInstant::now()
                 + crate::election::randomized(&mut rng, config.snapshot_interval),
@@ -235,19 +254,21 @@ impl<F: Fsm> Raft<F> {
             input_turn: 0,
             refill_commit: false,
             leader_commit: 0,
+            metrics,
             next_seq: 0,
             election_round: 0,
             transfer_requested: false,
             leader_state: None,
             config,
         };
-        let task = tokio::spawn(node.run());
+        let task = tokio::spawn(tracing::Instrument::instrument(node.run(), span));
         let inner = Inner {
             id,
             addr,
             requests: requests_tx,
             shared,
             observers,
+            snapshots: Arc::downgrade(&snapshots),
             applied,
             shutdown: shutdown_tx,
             task: Mutex::new(Some(task)),
@@ -475,7 +496,9 @@ impl<F: Fsm> Raft<F> {
     /// Takes a snapshot now (the node also takes them on its own once
     /// `snapshot_threshold` entries were applied since the last one), then
     /// compacts the log keeping `trailing_logs` entries. Returns the new
-    /// snapshot's meta; [`RaftError::NothingNewToSnapshot`] if nothing was
+    /// snapshot: its [`meta`](Snapshot::meta), and [`open`](Snapshot::open)
+    /// to read its state, e.g. to copy a backup out.
+    /// [`RaftError::NothingNewToSnapshot`] if nothing was
     /// applied since the last one, [`RaftError::SnapshotInProgress`] if one
     /// is being taken.
     ///
@@ -489,14 +512,19 @@ impl<F: Fsm> Raft<F> {
     /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
     /// # let raft = &nodes[0];
     /// raft.apply("a", Duration::from_secs(1)).await?;
-    /// let meta = raft.snapshot().await?;
-    /// assert_eq!(meta.index, raft.applied_index());
+    /// let snapshot = raft.snapshot().await?;
+    /// assert_eq!(snapshot.meta().index, raft.applied_index());
+    /// // A backup: the FSM's state as it wrote it.
+    /// let mut backup = Vec::new();
+    /// std::io::Read::read_to_end(&mut snapshot.open()?, &mut backup).map_err(raft_core::SnapshotError::Io)?;
+    /// assert_eq!(backup.len() as u64, snapshot.meta().size);
     /// assert!(matches!(raft.snapshot().await, Err(RaftError::NothingNewToSnapshot)));
     /// # for node in &nodes { node.shutdown().await?; }
     /// # Ok(()) }
     /// ```
-    pub async fn snapshot(&self) -> Result<SnapshotMeta, RaftError> {
-        self.request(|reply| Request::Snapshot { reply }, None).await
+    pub async fn snapshot(&self) -> Result<Snapshot, RaftError> {
+        let meta = self.request(|reply| Request::Snapshot { reply }, None).await?;
+        Ok(Snapshot::new(meta, self.inner.snapshots.clone()))
     }
 
     /// Replaces the whole cluster's state with a snapshot from elsewhere (a
@@ -642,6 +670,32 @@ impl<F: Fsm> Raft<F> {
     /// ```
     pub fn local_addr(&self) -> &ServerAddress {
         &self.inner.addr
+    }
+
+    /// A view of who leads, in which term, and this node's role, that
+    /// changes as they do: `changed().await` wakes on each change (several
+    /// quick changes may show as one, the latest). A node that has shut
+    /// down shows [`RaftState::Shutdown`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(1).await;
+    /// # let raft = &nodes[0];
+    /// let mut status = raft.watch_status();
+    /// let now = status.borrow_and_update().clone();
+    /// assert_eq!(now.state, raft_core::RaftState::Leader);
+    /// assert_eq!(now.leader.map(|(id, _)| id), Some(raft.id().clone()));
+    /// raft.shutdown().await?;
+    /// status.changed().await.expect("the shutdown shows");
+    /// assert_eq!(status.borrow().state, raft_core::RaftState::Shutdown);
+    /// # Ok(()) }
+    /// ```
+    pub fn watch_status(&self) -> tokio::sync::watch::Receiver<Status> {
+        self.inner.shared.watch_status()
     }
 
     /// A snapshot of this node's state and indexes.
@@ -805,6 +859,37 @@ impl<F: Fsm> Raft<F> {
     /// ```
     pub fn subscribe(&self) -> broadcast::Receiver<Observation> {
         self.inner.observers.subscribe()
+    }
+
+    /// Like [`subscribe`](Self::subscribe), but yields only the observations
+    /// `filter` accepts.
+    ///
+    /// A peer that stays unreachable is reported on its 1st, 2nd, 4th, 8th,
+    /// … failed heartbeat, not on every one, so even an unfiltered
+    /// subscriber is not flooded by a dead peer.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use raft_core::Observation;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), raft_core::RaftError> {
+    /// # let nodes = raft_conformance::cluster::example_cluster(2).await;
+    /// # let raft = &nodes[0];
+    /// let mut changes = raft.subscribe_filtered(|o| matches!(o, Observation::ConfigurationChanged { .. }));
+    /// let other = &nodes[1];
+    /// raft.add_nonvoter(other.id().clone(), other.local_addr().clone(), 0, Duration::from_secs(5)).await?;
+    /// let change = changes.recv().await.expect("a configuration change");
+    /// assert!(matches!(change, Observation::ConfigurationChanged { .. }));
+    /// # for node in &nodes { node.shutdown().await?; }
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe_filtered(
+        &self,
+        filter: impl Fn(&Observation) -> bool + Send + Sync + 'static,
+    ) -> crate::observer::Observer {
+        crate::observer::Observer::new(self.inner.observers.subscribe(), filter)
     }
 
     /// Changes the reloadable settings of a running node. Settings that

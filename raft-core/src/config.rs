@@ -6,8 +6,31 @@ use std::time::Duration;
 /// How a node behaves. Mirrors hashicorp/raft's `Config`.
 ///
 /// Start from [`Config::new`] (production-leaning defaults) and change what
-/// you need; [`Raft::new`](crate::Raft::new) refuses a config that fails
+/// you need, field by field or with the `with_*` methods;
+/// [`Raft::new`](crate::Raft::new) refuses a config that fails
 /// [`validate`](Self::validate).
+///
+/// ```
+/// use raft_core::Config;
+/// use std::time::Duration;
+///
+/// let config = Config::new("node-1")
+///     .with_heartbeat_timeout(Duration::from_millis(200))
+///     .with_election_timeout(Duration::from_millis(200))
+///     .with_leader_lease_timeout(Duration::from_millis(100));
+/// assert_eq!(config.validate(), Ok(()));
+/// ```
+///
+/// With the `serde` feature a config reads from any serde format. Missing
+/// fields keep [`Config::new`]'s defaults, unknown ones are refused, and
+/// durations are written as a number and a unit (`"150ms"`, `"2s"`):
+///
+/// ```toml
+/// local_id = "node-1"
+/// heartbeat_timeout = "200ms"
+/// election_timeout = "200ms"
+/// leader_lease_timeout = "100ms"
+/// ```
 ///
 /// # Timing envelope
 ///
@@ -44,6 +67,11 @@ use std::time::Duration;
 /// | ≤ 150 ms (across regions) | 1 s (the default, as hashicorp/raft) | 500 ms |
 /// | ≤ 600 ms (long-haul, satellite) | 4 s | 2 s |
 #[derive(Clone, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub struct Config {
     /// This server's id; must be unique in the cluster and never change.
@@ -51,17 +79,21 @@ pub struct Config {
     /// A follower that hears nothing from a leader for a random time between
     /// this and twice this starts an election. A leader sends heartbeats ten
     /// times as often.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub heartbeat_timeout: Duration,
     /// A candidate that has not won within a random time between this and
     /// twice this starts a new election.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub election_timeout: Duration,
     /// How long a leader's replication waits with nothing new to send before
     /// it sends the latest commit index anyway.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub commit_timeout: Duration,
     /// A leader that has not heard from a quorum of voters within this long
     /// steps down (check-quorum). Answers count by the time their request was
     /// sent, so a quorum must answer within this long of being asked (see the
     /// timing envelope above). At most `heartbeat_timeout`.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub leader_lease_timeout: Duration,
     /// The most entries sent in one AppendEntries, and written in one
     /// group-committed `store_logs` call.
@@ -79,6 +111,7 @@ pub struct Config {
     /// for a store whose writes never block
     /// ([`LogStore::writes_never_block`](crate::LogStore::writes_never_block)),
     /// which the node writes on its own task.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub log_store_stall_timeout: Duration,
     /// How many recent entries are kept in memory in front of the log store.
     pub log_cache_size: usize,
@@ -86,6 +119,7 @@ pub struct Config {
     /// lagging followers catch up from the log rather than a snapshot.
     pub trailing_logs: u64,
     /// How often to check whether a snapshot is due.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub snapshot_interval: Duration,
     /// How many entries applied since the last snapshot make one due.
     pub snapshot_threshold: u64,
@@ -93,6 +127,7 @@ pub struct Config {
     /// abandoned and what was received of it removed; the node receives
     /// snapshots beside its loop, so a stalled sender never stops it
     /// answering meanwhile.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub snapshot_receive_timeout: Duration,
     /// Shut the node down when it learns it was removed from the cluster.
     pub shutdown_on_remove: bool,
@@ -103,6 +138,15 @@ pub struct Config {
     /// operating system. For deterministic simulation (`raft-sim`): give
     /// every node its own seed derived from the run's.
     pub random_seed: Option<u64>,
+}
+
+/// [`Config::new`]'s defaults with an empty `local_id`, which
+/// [`validate`](Config::validate) refuses: set it. (What a deserialized
+/// config starts from.)
+impl Default for Config {
+    fn default() -> Self {
+        Self::new(ServerId::default())
+    }
 }
 
 /// Why a [`Config`] was refused.
@@ -133,6 +177,15 @@ pub enum ConfigError {
         min: u64,
         /// The largest allowed.
         max: u64,
+    },
+    /// The transport introduces itself with another node id than the
+    /// node's `local_id` (one node id, not one per part).
+    #[error("the transport's node id {transport} is not the node's local_id {node}")]
+    TransportIdMismatch {
+        /// The node's `local_id`.
+        node: ServerId,
+        /// The transport's.
+        transport: ServerId,
     },
     /// The leader lease is longer than the heartbeat timeout, so a leader
     /// could keep its lease after followers have started an election.
@@ -184,6 +237,114 @@ impl Config {
             snapshot_receive_timeout: Duration::from_secs(1),
             ..Self::new(local_id)
         }
+    }
+
+    /// Sets [`local_id`](Self::local_id).
+    pub fn with_local_id(mut self, value: impl Into<ServerId>) -> Self {
+        self.local_id = value.into();
+        self
+    }
+
+    /// Sets [`heartbeat_timeout`](Self::heartbeat_timeout).
+    pub fn with_heartbeat_timeout(mut self, value: Duration) -> Self {
+        self.heartbeat_timeout = value;
+        self
+    }
+
+    /// Sets [`election_timeout`](Self::election_timeout).
+    pub fn with_election_timeout(mut self, value: Duration) -> Self {
+        self.election_timeout = value;
+        self
+    }
+
+    /// Sets [`commit_timeout`](Self::commit_timeout).
+    pub fn with_commit_timeout(mut self, value: Duration) -> Self {
+        self.commit_timeout = value;
+        self
+    }
+
+    /// Sets [`leader_lease_timeout`](Self::leader_lease_timeout).
+    pub fn with_leader_lease_timeout(mut self, value: Duration) -> Self {
+        self.leader_lease_timeout = value;
+        self
+    }
+
+    /// Sets [`max_append_entries`](Self::max_append_entries).
+    pub fn with_max_append_entries(mut self, value: usize) -> Self {
+        self.max_append_entries = value;
+        self
+    }
+
+    /// Sets [`batch_apply`](Self::batch_apply).
+    pub fn with_batch_apply(mut self, value: bool) -> Self {
+        self.batch_apply = value;
+        self
+    }
+
+    /// Sets [`prevote`](Self::prevote).
+    pub fn with_prevote(mut self, value: bool) -> Self {
+        self.prevote = value;
+        self
+    }
+
+    /// Sets [`max_inflight`](Self::max_inflight).
+    pub fn with_max_inflight(mut self, value: usize) -> Self {
+        self.max_inflight = value;
+        self
+    }
+
+    /// Sets [`log_store_stall_timeout`](Self::log_store_stall_timeout).
+    pub fn with_log_store_stall_timeout(mut self, value: Duration) -> Self {
+        self.log_store_stall_timeout = value;
+        self
+    }
+
+    /// Sets [`log_cache_size`](Self::log_cache_size).
+    pub fn with_log_cache_size(mut self, value: usize) -> Self {
+        self.log_cache_size = value;
+        self
+    }
+
+    /// Sets [`trailing_logs`](Self::trailing_logs).
+    pub fn with_trailing_logs(mut self, value: u64) -> Self {
+        self.trailing_logs = value;
+        self
+    }
+
+    /// Sets [`snapshot_interval`](Self::snapshot_interval).
+    pub fn with_snapshot_interval(mut self, value: Duration) -> Self {
+        self.snapshot_interval = value;
+        self
+    }
+
+    /// Sets [`snapshot_threshold`](Self::snapshot_threshold).
+    pub fn with_snapshot_threshold(mut self, value: u64) -> Self {
+        self.snapshot_threshold = value;
+        self
+    }
+
+    /// Sets [`snapshot_receive_timeout`](Self::snapshot_receive_timeout).
+    pub fn with_snapshot_receive_timeout(mut self, value: Duration) -> Self {
+        self.snapshot_receive_timeout = value;
+        self
+    }
+
+    /// Sets [`shutdown_on_remove`](Self::shutdown_on_remove).
+    pub fn with_shutdown_on_remove(mut self, value: bool) -> Self {
+        self.shutdown_on_remove = value;
+        self
+    }
+
+    /// Sets [`no_snapshot_restore_on_start`](Self::no_snapshot_restore_on_start).
+    pub fn with_no_snapshot_restore_on_start(mut self, value: bool) -> Self {
+        self.no_snapshot_restore_on_start = value;
+        self
+    }
+
+    /// Sets [`random_seed`](Self::random_seed).
+    pub fn with_random_seed(mut self, value: Option<u64>) -> Self {
+        self.random_seed = value;
+        self
     }
 
     /// How often a leader sends heartbeats.

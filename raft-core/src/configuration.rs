@@ -6,6 +6,7 @@ use std::fmt;
 ///
 /// It never changes for the life of a server, even when its address does.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(transparent))]
 pub struct ServerId(pub String);
 
 /// Where a server can be reached by the [`Transport`](crate::Transport) in use.
@@ -13,6 +14,7 @@ pub struct ServerId(pub String);
 /// For the TCP transport this is `host:port`; for the in-memory transport any
 /// unique name.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(transparent))]
 pub struct ServerAddress(pub String);
 
 macro_rules! string_newtype {
@@ -60,6 +62,7 @@ string_newtype!(ServerAddress);
 
 /// Whether a server's vote counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum Suffrage {
     /// Votes in elections and counts toward the commit quorum.
@@ -70,6 +73,7 @@ pub enum Suffrage {
 
 /// One member of a [`Configuration`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Server {
     /// Whether the server votes.
     pub suffrage: Suffrage,
@@ -93,6 +97,7 @@ impl Server {
 
 /// The membership of a cluster at one point of its log.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Configuration {
     /// The members, in no particular order; ids and addresses are unique.
     pub servers: Vec<Server>,

@@ -51,12 +51,49 @@ pub struct FileSnapshotStore {
     _lock: std::sync::Arc<crate::lock::LockFile>,
 }
 
+/// How a [`FileSnapshotStore`] behaves, for [`FileSnapshotStore::open_with`].
+///
+/// ```
+/// use raft_core::{FileSnapshotOptions, FileSnapshotStore};
+/// # let dir = tempfile::tempdir()?;
+/// let store = FileSnapshotStore::open_with(dir.path(), FileSnapshotOptions::default().retain(5))?;
+/// assert_eq!(store.retain(), 5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileSnapshotOptions {
+    /// How many of the newest snapshots to keep (at least one; older ones
+    /// are removed after each new snapshot). Default 2.
+    pub retain: usize,
+}
+
+impl Default for FileSnapshotOptions {
+    fn default() -> Self {
+        Self { retain: 2 }
+    }
+}
+
+impl FileSnapshotOptions {
+    /// Keep the newest `retain` snapshots (at least one).
+    pub fn retain(mut self, retain: usize) -> Self {
+        self.retain = retain;
+        self
+    }
+}
+
 impl FileSnapshotStore {
-    /// Opens (creating if needed) a store in `dir` that keeps the newest
-    /// `retain` snapshots (at least one). Removes what an interrupted write
-    /// left behind. A directory another open store holds is
-    /// [`SnapshotError::Locked`].
-    pub fn open(dir: impl AsRef<Path>, retain: usize) -> Result<Self, SnapshotError> {
+    /// Opens (creating if needed) a store in `dir` with the default
+    /// [`FileSnapshotOptions`] (keeping the newest two snapshots). Removes
+    /// what an interrupted write left behind. A directory another open store
+    /// holds is [`SnapshotError::Locked`].
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, SnapshotError> {
+        Self::open_with(dir, FileSnapshotOptions::default())
+    }
+
+    /// As [`open`](Self::open), with `options`.
+    pub fn open_with(dir: impl AsRef<Path>, options: FileSnapshotOptions) -> Result<Self, SnapshotError> {
+        let retain = options.retain;
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir)?;
         let lock = crate::lock::LockFile::acquire(dir.join(LOCK_FILE))?;
@@ -74,6 +111,11 @@ impl FileSnapshotStore {
             }
         }
         Ok(Self { dir, retain: retain.max(1), _lock: std::sync::Arc::new(lock) })
+    }
+
+    /// How many snapshots the store keeps.
+    pub fn retain(&self) -> usize {
+        self.retain
     }
 
     /// The directory the store keeps its snapshots in.

@@ -19,10 +19,63 @@
 //! - [`codec`]: the versioned binary encoding (layout in `docs/codec.md`).
 //! - [`Raft`]: the node handle — commands, reads, snapshots, membership, transfer.
 //! - [`config`]: [`Config`] and its validation; [`error`]: [`RaftError`].
-//! - [`observer`]: [`Observation`]s; [`state`]: [`RaftState`] and [`Stats`].
+//! - [`observer`]: [`Observation`]s and filtered [`Observer`]s; [`state`]: [`RaftState`],
+//!   [`Stats`] and the [`Status`] that [`Raft::watch_status`] publishes.
+//! - [`metrics`]: the metrics a node records through the `metrics` facade
+//!   (names, units and meanings in `docs/metrics.md`).
 //! - [`recovery`]: `has_existing_state` and `recover_cluster`, for operators.
 //!
+//! Nodes log through `tracing`, inside a `raft{node=…}` span with one
+//! `follower{term=…}`, `candidate{term=…}` or `leader{term=…}` span per
+//! stretch of one role in one term, and an `rpc{kind, from, term}` span per
+//! request handled. With the `serde` feature, [`Config`] (for example from
+//! TOML, durations as `"150ms"`), [`Configuration`], the ids, [`Stats`],
+//! [`Status`] and [`SnapshotMeta`] serialize.
+//!
 //! # Quick start
+//!
+//! A one-node cluster on in-memory stores and the in-process transport (the
+//! `raft-kit` crate's features pick durable stores and TCP instead):
+//!
+//! ```
+//! use raft_core::{Config, Configuration, Fsm, FsmError, FsmSnapshot, Log, Raft, Server, SnapshotReader};
+//! use std::time::Duration;
+//!
+//! /// Adds up the numbers it is sent.
+//! #[derive(Default)]
+//! struct Sum(u64);
+//!
+//! impl Fsm for Sum {
+//!     type Response = u64;
+//!     fn apply(&mut self, log: &Log) -> u64 {
+//!         self.0 += std::str::from_utf8(&log.data).ok().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+//!         self.0
+//!     }
+//!     fn snapshot(&mut self) -> Result<Box<dyn FsmSnapshot>, FsmError> {
+//!         Err(FsmError::new("this example does not snapshot"))
+//!     }
+//!     fn restore(&mut self, _: SnapshotReader) -> Result<(), FsmError> {
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let network = transport_inmem::InmemNetwork::new(1);
+//! let (logs, stable, snapshots) =
+//!     (store_mem::MemLogStore::new(), store_mem::MemStableStore::new(), store_mem::InmemSnapshotStore::new());
+//! let raft = Raft::new(Config::new("node-1"), Sum::default(), logs, stable, snapshots, network.transport("addr-1"))
+//!     .await?;
+//! let me = Server::voter(raft.id().clone(), raft.local_addr().clone());
+//! raft.bootstrap_cluster(Configuration::new(vec![me])).await?;
+//! let mut status = raft.watch_status();
+//! status.wait_for(|s| s.leader.is_some()).await?;
+//! let applied = raft.apply("40", Duration::from_secs(1)).await?;
+//! assert_eq!(raft.apply("2", Duration::from_secs(1)).await?.response, 42);
+//! assert!(applied.index > 0);
+//! raft.shutdown().await?;
+//! # Ok(()) }
+//! ```
 //!
 //! Encode an entry the way every store and transport does, and decode it back:
 //!
@@ -34,6 +87,7 @@
 //! assert_eq!(codec::decode_log(bytes)?, log);
 //! # Ok::<(), raft_core::codec::DecodeError>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod codec;
 pub mod commands;
@@ -52,11 +106,12 @@ pub use configuration::{
     Configuration, ConfigurationChange, ConfigurationError, Server, ServerAddress, ServerId, Suffrage,
 };
 pub use discard_snapshot::DiscardSnapshotStore;
-pub use file_snapshot::FileSnapshotStore;
+pub use file_snapshot::{FileSnapshotOptions, FileSnapshotStore};
 pub use fsm::{Fsm, FsmError, FsmSnapshot};
 pub use log::{Log, LogKind, LogStore, StoreError};
 pub use snapshot::{
-    NewSnapshot, SNAPSHOT_VERSION, SnapshotError, SnapshotMeta, SnapshotReader, SnapshotSink, SnapshotStore,
+    NewSnapshot, SNAPSHOT_VERSION, Snapshot, SnapshotError, SnapshotMeta, SnapshotReader, SnapshotSink,
+    SnapshotStore,
 };
 pub use stable::StableStore;
 pub use transport::{
@@ -71,10 +126,13 @@ pub mod config;
 mod election;
 pub mod error;
 mod log_cache;
+pub mod metrics;
 pub mod observer;
 mod raft;
 pub mod recovery;
 mod replication;
+#[cfg(feature = "serde")]
+mod serde_duration;
 pub mod state;
 mod storage;
 mod task;
@@ -94,5 +152,5 @@ pub const TERM_MAX: u64 = (1 << 63) - 1;
 pub const INDEX_MAX: u64 = (1 << 63) - 1;
 pub use config::{Config, ConfigError, ReloadableConfig};
 pub use error::RaftError;
-pub use observer::Observation;
-pub use state::{RaftState, Stats};
+pub use observer::{Observation, Observer};
+pub use state::{RaftState, Stats, Status};

@@ -2,6 +2,8 @@
 
 use crate::{RaftState, Server, ServerAddress, ServerId};
 use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 /// Something that happened on a node, delivered to every
 /// [`Raft::subscribe`](crate::Raft::subscribe)r.
@@ -78,4 +80,61 @@ pub enum Observation {
         /// How long the write had been running.
         stalled_for: Duration,
     },
+}
+
+/// A subscription that yields only the [`Observation`]s its filter accepts
+/// (hashicorp/raft's `FilterFn`), from [`Raft::subscribe_filtered`](crate::Raft::subscribe_filtered).
+///
+/// Like [`Raft::subscribe`](crate::Raft::subscribe) it never slows the node
+/// down: the filter runs on the subscriber's task, and a subscriber that falls
+/// behind sees [`RecvError::Lagged`].
+pub struct Observer {
+    rx: broadcast::Receiver<Observation>,
+    filter: Box<dyn Fn(&Observation) -> bool + Send + Sync>,
+}
+
+impl Observer {
+    pub(crate) fn new(
+        rx: broadcast::Receiver<Observation>,
+        filter: impl Fn(&Observation) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        Self { rx, filter: Box::new(filter) }
+    }
+
+    /// The next observation the filter accepts; waits for one.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Closed`] once the node has shut down, and
+    /// [`RecvError::Lagged`] when observations were missed (the count
+    /// includes ones the filter would have dropped).
+    pub async fn recv(&mut self) -> Result<Observation, RecvError> {
+        loop {
+            let observation = self.rx.recv().await?;
+            if (self.filter)(&observation) {
+                return Ok(observation);
+            }
+        }
+    }
+
+    /// The next accepted observation that is already there, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] when there is none yet, otherwise as
+    /// [`recv`](Self::recv).
+    pub fn try_recv(&mut self) -> Result<Observation, TryRecvError> {
+        loop {
+            let observation = self.rx.try_recv()?;
+            if (self.filter)(&observation) {
+                return Ok(observation);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observer").field("queued", &self.rx.len()).finish_non_exhaustive()
+    }
 }

@@ -29,6 +29,7 @@ use std::task::Poll;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio::time::sleep_until;
+use tracing::Instrument;
 
 pub(crate) use leader::LeaderState;
 pub(crate) use snapshot::stream_snapshot;
@@ -202,6 +203,7 @@ pub(crate) struct Node<F: Fsm> {
     /// is lower, later entries may change its membership again.
     pub(crate) leader_commit: u64,
     pub(crate) leader_state: Option<LeaderState<F::Response>>,
+    pub(crate) metrics: crate::metrics::NodeMetrics,
 }
 
 impl<F: Fsm> Node<F> {
@@ -209,13 +211,31 @@ impl<F: Fsm> Node<F> {
     pub(crate) async fn run(mut self) {
         self.publish_log();
         self.shared.commit_index.store(self.commit_index, Ordering::Release);
+        // Each stretch of one role in one term runs in a span of its own
+        // (`follower{term=3}`, `candidate{term=4}`, `leader{term=4}`) inside
+        // the node's `raft{node=…}`, so every log line says who and when;
+        // a leader's replication tasks inherit its span.
+        let mut was_follower = false;
         loop {
+            let term = self.current_term;
             match self.role {
-                RaftState::Follower => self.run_follower().await,
-                RaftState::Candidate => self.run_candidate().await,
-                RaftState::Leader => self.run_leader().await,
+                RaftState::Follower => {
+                    let span = tracing::info_span!("follower", term);
+                    self.run_follower(!was_follower).instrument(span).await;
+                    was_follower = true;
+                    continue;
+                }
+                RaftState::Candidate => {
+                    let span = tracing::info_span!("candidate", term = term.saturating_add(1));
+                    self.run_candidate().instrument(span).await;
+                }
+                RaftState::Leader => {
+                    let span = tracing::info_span!("leader", term);
+                    self.run_leader().instrument(span).await;
+                }
                 _ => break,
             }
+            was_follower = false;
         }
         self.finish().await;
     }
@@ -251,14 +271,22 @@ impl<F: Fsm> Node<F> {
     pub(crate) fn publish_log(&self) {
         self.shared.last_log_index.store(self.last_index, Ordering::Release);
         self.shared.last_log_term.store(self.last_term, Ordering::Release);
-        self.shared.term.store(self.current_term, Ordering::Release);
+        self.shared.set_term(self.current_term);
+        self.metrics.last_index.set(self.last_index as f64);
+        self.metrics.term.set(self.current_term as f64);
     }
 
     pub(crate) fn set_role(&mut self, role: RaftState) {
         if self.role != role {
-            tracing::debug!(id = %self.id, term = self.current_term, ?role, "role change");
+            tracing::info!(?role, "role change");
             self.role = role;
             self.shared.set_state(role);
+            match role {
+                RaftState::Follower => self.metrics.state_follower.increment(1),
+                RaftState::Candidate => self.metrics.state_candidate.increment(1),
+                RaftState::Leader => self.metrics.state_leader.increment(1),
+                _ => {}
+            }
             let _ = self.observers.send(Observation::StateChanged(role));
         }
     }
@@ -314,7 +342,8 @@ impl<F: Fsm> Node<F> {
                 if vote.is_some() {
                     self.voted_for = vote;
                 }
-                self.shared.term.store(term, Ordering::Release);
+                self.shared.set_term(term);
+                self.metrics.term.set(term as f64);
                 true
             }
             Ok(Err(error)) => {
@@ -334,7 +363,7 @@ impl<F: Fsm> Node<F> {
     /// answer is `false`.
     pub(crate) async fn step_down(&mut self, term: u64) -> bool {
         if term > crate::TERM_MAX {
-            tracing::warn!(id = %self.id, term, "refusing a term that could not be incremented");
+            tracing::warn!(term, "refusing a term that could not be incremented");
             return false;
         }
         if term > self.current_term && !self.persist_term(term, None).await {
@@ -369,6 +398,15 @@ impl<F: Fsm> Node<F> {
             if shutdown.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Input::Shutdown);
             }
+            // A due timer goes first: a stream of inputs (a busy leader's
+            // acknowledgements, a peer flooding requests) must not keep an
+            // election, a lease check or a snapshot from happening.
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Input::Timer);
+            }
+            if snapshot_timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Input::SnapshotTimer);
+            }
             for source in 0..3 {
                 let ready = match (turn + source) % 3 {
                     0 => events.poll_recv(cx).map(|event| event.map(Input::Event)),
@@ -381,12 +419,6 @@ impl<F: Fsm> Node<F> {
                 if let Poll::Ready(Some(input)) = ready {
                     return Poll::Ready(input);
                 }
-            }
-            if timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Input::Timer);
-            }
-            if snapshot_timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Input::SnapshotTimer);
             }
             Poll::Pending
         })
@@ -406,16 +438,24 @@ impl<F: Fsm> Node<F> {
     }
 
     async fn handle_rpc(&mut self, rpc: Rpc) {
+        let (kind, from, term) = rpc_summary(&rpc);
+        let span = tracing::debug_span!("rpc", kind, from = %from, term);
+        self.dispatch_rpc(rpc).instrument(span).await
+    }
+
+    async fn dispatch_rpc(&mut self, rpc: Rpc) {
         match rpc {
             Rpc::AppendEntries { request, respond } => {
+                let started = Instant::now();
                 let (response, pending) = self.on_append_entries(request).await;
+                self.metrics.rpc_append_entries.record(crate::metrics::seconds(started.elapsed()));
                 match pending {
                     // Answer once the entries are durable, while this task
                     // goes on with the next request: consecutive appends
                     // then share one write (follower group commit).
                     Some(follower::PendingWrite { seq, failures }) => {
                         let mut progress = self.storage.progress();
-                        tokio::spawn(async move {
+                        tokio::spawn(tracing::Instrument::in_current_span(async move {
                             let mut response = response;
                             let reached =
                                 progress.wait_for(|p| p.completed_seq >= seq || p.failures != failures).await;
@@ -424,13 +464,15 @@ impl<F: Fsm> Node<F> {
                                 response.no_retry_backoff = true;
                             }
                             respond.respond(Ok(response));
-                        });
+                        }));
                     }
                     None => respond.respond(Ok(response)),
                 }
             }
             Rpc::RequestVote { request, respond } => {
+                let started = Instant::now();
                 let response = self.on_request_vote(request).await;
+                self.metrics.rpc_request_vote.record(crate::metrics::seconds(started.elapsed()));
                 respond.respond(Ok(response));
             }
             Rpc::PreVote { request, respond } => respond.respond(Ok(self.on_pre_vote(&request))),
@@ -497,6 +539,7 @@ impl<F: Fsm> Node<F> {
         debug_assert!(index >= self.commit_index, "the commit index never goes back");
         self.commit_index = index;
         self.shared.commit_index.store(index, Ordering::Release);
+        self.metrics.commit_index.set(index as f64);
         if self.configurations.latest_index <= index
             && self.configurations.committed_index != self.configurations.latest_index
         {
@@ -622,5 +665,16 @@ pub(crate) fn fail_request<R>(request: Request<R>, error: impl Fn() -> RaftError
         Request::TransferLeadership { reply, .. } => {
             let _ = reply.send(Err(error()));
         }
+    }
+}
+
+/// What a span says about an RPC: its kind, its sender and its term.
+fn rpc_summary(rpc: &Rpc) -> (&'static str, ServerId, u64) {
+    match rpc {
+        Rpc::AppendEntries { request, .. } => ("append_entries", request.header.id.clone(), request.term),
+        Rpc::RequestVote { request, .. } => ("request_vote", request.header.id.clone(), request.term),
+        Rpc::PreVote { request, .. } => ("pre_vote", request.header.id.clone(), request.term),
+        Rpc::TimeoutNow { request, .. } => ("timeout_now", request.header.id.clone(), request.term),
+        Rpc::InstallSnapshot { request, .. } => ("install_snapshot", request.header.id.clone(), request.term),
     }
 }

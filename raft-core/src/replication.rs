@@ -66,6 +66,7 @@ pub(crate) struct Replication {
     pub(crate) commit_timeout: Duration,
     pub(crate) heartbeat_interval: Duration,
     pub(crate) heartbeat_timeout: Duration,
+    pub(crate) metrics: crate::metrics::PeerMetrics,
 }
 
 /// The two tasks of one follower; aborted when leadership ends.
@@ -182,6 +183,10 @@ impl Replication {
         response: &AppendEntriesResponse,
         sent: Instant,
     ) -> Outcome {
+        self.metrics.append_rpc.record(crate::metrics::seconds(sent.elapsed()));
+        if response.success {
+            self.metrics.append_logs.increment(count);
+        }
         if response.term > self.term {
             return Outcome::HigherTerm(response.term);
         }
@@ -236,7 +241,9 @@ impl Replication {
             request,
             stream_snapshot(reader, self.snapshots.never_blocks()),
         );
-        match tokio::time::timeout(deadline, sent).await {
+        let answer = tokio::time::timeout(deadline, sent).await;
+        self.metrics.install_snapshot.record(crate::metrics::seconds(started.elapsed()));
+        match answer {
             Ok(Ok(response)) if response.term > self.term => Outcome::HigherTerm(response.term),
             Ok(Ok(response)) if response.success => {
                 self.contact.touch_at(started);

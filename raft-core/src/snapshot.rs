@@ -10,6 +10,7 @@ pub const SNAPSHOT_VERSION: u32 = 1;
 
 /// What describes a stored snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SnapshotMeta {
     /// The store's name for the snapshot, unique within the store.
     pub id: String,
@@ -190,4 +191,58 @@ pub fn new_snapshot_id(term: u64, index: u64) -> String {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     format!("{term}-{index}-{millis:013}-{sequence:06}")
+}
+
+/// A snapshot the node has just taken, from [`Raft::snapshot`](crate::Raft::snapshot):
+/// its meta, and a way to read its state, for example to copy a backup out
+/// (hashicorp/raft's `Snapshot().Open()`) that
+/// [`Raft::restore`](crate::Raft::restore) can later bring back.
+///
+/// The handle does not keep the node's snapshot store open: once the node
+/// has shut down (and its directory lock is released), `open` fails.
+pub struct Snapshot {
+    meta: SnapshotMeta,
+    store: std::sync::Weak<dyn SnapshotStore>,
+}
+
+impl Snapshot {
+    pub(crate) fn new(meta: SnapshotMeta, store: std::sync::Weak<dyn SnapshotStore>) -> Self {
+        Self { meta, store }
+    }
+
+    /// What the snapshot covers: its id, last index and term, configuration
+    /// and size.
+    pub fn meta(&self) -> &SnapshotMeta {
+        &self.meta
+    }
+
+    /// Opens the snapshot's state for reading (`meta().size` bytes, exactly
+    /// what the FSM wrote). Reading blocks on the snapshot store; in async
+    /// code, read on a blocking thread (`tokio::task::spawn_blocking`).
+    ///
+    /// # Errors
+    ///
+    /// [`SnapshotError::NotFound`] if the store has removed it meanwhile
+    /// (it keeps only its newest few: open soon after taking it), or the
+    /// store's error reading it; [`SnapshotError::Io`] (`NotConnected`) once
+    /// the node has shut down.
+    pub fn open(&self) -> Result<SnapshotReader, SnapshotError> {
+        let store = self.store.upgrade().ok_or_else(|| {
+            SnapshotError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the node has shut down and closed its snapshot store",
+            ))
+        })?;
+        let (meta, reader) = store.open(&self.meta.id)?;
+        if meta.index != self.meta.index || meta.term != self.meta.term {
+            return Err(SnapshotError::NotFound { id: self.meta.id.clone() });
+        }
+        Ok(reader)
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("meta", &self.meta).finish_non_exhaustive()
+    }
 }

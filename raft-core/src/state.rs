@@ -8,6 +8,7 @@ use tokio::time::Instant as TokioInstant;
 
 /// A node's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum RaftState {
     /// Follows a leader's log.
@@ -42,6 +43,7 @@ impl RaftState {
 
 /// A point-in-time view of a node, from [`Raft::stats`](crate::Raft::stats).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct Stats {
     /// The node's role.
@@ -61,11 +63,43 @@ pub struct Stats {
     /// The known leader.
     pub leader: Option<(ServerId, ServerAddress)>,
     /// How long since a follower last heard from its leader (zero on a leader).
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration::option"))]
     pub last_contact: Option<Duration>,
     /// The latest configuration (possibly not yet committed).
     pub configuration: Configuration,
     /// The index of the entry carrying `configuration`.
     pub configuration_index: u64,
+}
+
+/// Who leads, in which term, and this node's role: what
+/// [`Raft::watch_status`](crate::Raft::watch_status) shows, as
+/// hashicorp/raft's `LeaderCh` and openraft's metrics watch do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct Status {
+    /// The node's role.
+    pub state: RaftState,
+    /// The current term.
+    pub term: u64,
+    /// The leader this node knows of, if any.
+    pub leader: Option<(ServerId, ServerAddress)>,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Self { state: RaftState::Follower, term: 0, leader: None }
+    }
+}
+
+/// The status channel (its own type so that `Shared` can default).
+#[derive(Debug)]
+pub(crate) struct StatusCell(tokio::sync::watch::Sender<Status>);
+
+impl Default for StatusCell {
+    fn default() -> Self {
+        Self(tokio::sync::watch::Sender::new(Status::default()))
+    }
 }
 
 /// Values the node task publishes for handles to read without a round trip.
@@ -82,6 +116,7 @@ pub(crate) struct Shared {
     /// When a leader was last heard from, on tokio's clock (paused in simulations).
     pub(crate) last_contact: Mutex<Option<TokioInstant>>,
     pub(crate) configuration: Mutex<(u64, Configuration)>,
+    status: StatusCell,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -95,6 +130,17 @@ impl Shared {
 
     pub(crate) fn set_state(&self, state: RaftState) {
         self.state.store(state.to_u8(), Ordering::Release);
+        self.status.0.send_if_modified(|status| std::mem::replace(&mut status.state, state) != state);
+    }
+
+    pub(crate) fn set_term(&self, term: u64) {
+        self.term.store(term, Ordering::Release);
+        self.status.0.send_if_modified(|status| std::mem::replace(&mut status.term, term) != term);
+    }
+
+    /// A receiver of every change of role, term or leader.
+    pub(crate) fn watch_status(&self) -> tokio::sync::watch::Receiver<Status> {
+        self.status.0.subscribe()
     }
 
     pub(crate) fn leader(&self) -> Option<(ServerId, ServerAddress)> {
@@ -102,7 +148,12 @@ impl Shared {
     }
 
     pub(crate) fn set_leader(&self, leader: Option<(ServerId, ServerAddress)>) {
-        *lock(&self.leader) = leader;
+        *lock(&self.leader) = leader.clone();
+        self.status.0.send_if_modified(|status| {
+            let changed = status.leader != leader;
+            status.leader = leader;
+            changed
+        });
     }
 
     pub(crate) fn touch_contact(&self) {

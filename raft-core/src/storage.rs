@@ -124,7 +124,10 @@ impl Storage {
             stash: None,
             progress: progress_tx,
         };
-        let thread = std::thread::Builder::new().name("raft-storage".into()).spawn(move || worker.run())?;
+        let span = tracing::Span::current();
+        let thread = std::thread::Builder::new()
+            .name("raft-storage".into())
+            .spawn(move || span.in_scope(|| worker.run()))?;
         let mode = Mode::Thread { ops, thread: Some(thread) };
         Ok(Self { mode, progress, busy_since, epoch, fence: 0, clear_before_append: false })
     }

@@ -10,7 +10,7 @@ pub(crate) struct Owned(JoinHandle<()>);
 
 impl Owned {
     pub(crate) fn spawn(future: impl std::future::Future<Output = ()> + Send + 'static) -> Self {
-        Self(tokio::spawn(future))
+        Self(tokio::spawn(tracing::Instrument::in_current_span(future)))
     }
 
     pub(crate) fn abort(&self) {

@@ -1,9 +1,9 @@
 //! The [`Transport`] that carries RPCs between servers, and the incoming
 //! [`Rpc`]s it hands the core.
 
-use crate::ServerAddress;
 use crate::codec::DecodeError;
 use crate::commands::*;
+use crate::{ServerAddress, ServerId};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -202,6 +202,13 @@ pub trait Transport: Send + Sync + 'static {
     /// The address other servers reach this one at.
     fn local_addr(&self) -> ServerAddress;
 
+    /// The node id this transport introduces itself with, if it has one
+    /// (the TCP transport's handshake does). [`Raft::new`](crate::Raft::new)
+    /// refuses a transport whose id is not the node's. Default: none.
+    fn local_id(&self) -> Option<ServerId> {
+        None
+    }
+
     /// The stream of incoming RPCs. It can be taken once; a second call is
     /// [`TransportError::ConsumerTaken`].
     fn consumer(&self) -> Result<RpcReceiver, TransportError>;
@@ -262,6 +269,9 @@ pub trait Transport: Send + Sync + 'static {
 impl<T: Transport + ?Sized> Transport for Arc<T> {
     fn local_addr(&self) -> ServerAddress {
         (**self).local_addr()
+    }
+    fn local_id(&self) -> Option<ServerId> {
+        (**self).local_id()
     }
     fn consumer(&self) -> Result<RpcReceiver, TransportError> {
         (**self).consumer()

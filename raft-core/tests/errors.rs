@@ -74,7 +74,7 @@ fn every_error_says_each_thing_once() {
 #[test]
 fn a_damaged_snapshot_says_it_is_corrupt_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = FileSnapshotStore::open(dir.path(), 2).expect("open");
+    let store = FileSnapshotStore::open(dir.path()).expect("open");
     let new = NewSnapshot {
         version: SNAPSHOT_VERSION,
         index: 5,

@@ -14,14 +14,22 @@ use tempfile::TempDir;
 
 fn fresh() -> Guarded<FileSnapshotStore, TempDir> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = FileSnapshotStore::open(dir.path(), 3).expect("open");
+    let store = FileSnapshotStore::open_with(dir.path(), raft_core::FileSnapshotOptions::default().retain(3))
+        .expect("open");
     Guarded { store, guard: dir }
 }
 
 fn reopen(old: Guarded<FileSnapshotStore, TempDir>) -> Guarded<FileSnapshotStore, TempDir> {
     let Guarded { store, guard } = old;
     drop(store);
-    Guarded { store: FileSnapshotStore::open(guard.path(), 3).expect("reopen"), guard }
+    Guarded {
+        store: FileSnapshotStore::open_with(
+            guard.path(),
+            raft_core::FileSnapshotOptions::default().retain(3),
+        )
+        .expect("reopen"),
+        guard,
+    }
 }
 
 snapshot_store_suite!(fresh(), reopen = reopen);
@@ -51,7 +59,7 @@ fn flip_byte(path: &std::path::Path, at: u64) {
 #[test]
 fn a_flipped_state_byte_fails_open_with_a_checksum_error() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = FileSnapshotStore::open(dir.path(), 2).expect("open");
+    let store = FileSnapshotStore::open(dir.path()).expect("open");
     let id = write(&store, 5, &vec![3u8; 100_000]);
     flip_byte(&dir.path().join(&id).join("state.bin"), 50_000);
     match store.open(&id) {
@@ -64,7 +72,7 @@ fn a_flipped_state_byte_fails_open_with_a_checksum_error() {
 #[test]
 fn damage_after_open_is_caught_when_the_reader_reaches_the_end() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = FileSnapshotStore::open(dir.path(), 2).expect("open");
+    let store = FileSnapshotStore::open(dir.path()).expect("open");
     let id = write(&store, 5, &vec![3u8; 100_000]);
     let (_, mut reader) = store.open(&id).expect("open");
     flip_byte(&dir.path().join(&id).join("state.bin"), 99_000);
@@ -78,7 +86,8 @@ fn damage_after_open_is_caught_when_the_reader_reaches_the_end() {
 #[test]
 fn damaged_or_truncated_meta_is_a_typed_error_and_not_listed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = FileSnapshotStore::open(dir.path(), 3).expect("open");
+    let store = FileSnapshotStore::open_with(dir.path(), raft_core::FileSnapshotOptions::default().retain(3))
+        .expect("open");
     let good = write(&store, 4, b"good");
     let bad = write(&store, 5, b"bad");
     let truncated = write(&store, 6, b"truncated");
@@ -95,7 +104,7 @@ fn damaged_or_truncated_meta_is_a_typed_error_and_not_listed() {
 #[test]
 fn a_truncated_state_file_is_corrupt() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = FileSnapshotStore::open(dir.path(), 2).expect("open");
+    let store = FileSnapshotStore::open(dir.path()).expect("open");
     let id = write(&store, 5, &vec![1u8; 1000]);
     let state = dir.path().join(&id).join("state.bin");
     std::fs::write(&state, vec![1u8; 999]).expect("truncate");
@@ -105,7 +114,7 @@ fn a_truncated_state_file_is_corrupt() {
 #[test]
 fn crash_leftovers_are_never_listed_and_are_reaped_on_open() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = FileSnapshotStore::open(dir.path(), 2).expect("open");
+    let store = FileSnapshotStore::open(dir.path()).expect("open");
     let kept = write(&store, 3, b"whole");
     // What a crash in the middle of writing leaves: a .tmp directory (the
     // process that held the sink is gone, and with it the store's lock).
@@ -119,7 +128,7 @@ fn crash_leftovers_are_never_listed_and_are_reaped_on_open() {
     sink.cancel().expect("cancel");
     assert_eq!(store.list().expect("list").len(), 1, "an unfinished snapshot is not listed");
     drop(store);
-    let reopened = FileSnapshotStore::open(dir.path(), 2).expect("reopen");
+    let reopened = FileSnapshotStore::open(dir.path()).expect("reopen");
     assert!(!leftover.exists(), "the leftover was reaped");
     assert_eq!(reopened.list().expect("list")[0].id, kept);
 }
@@ -127,7 +136,7 @@ fn crash_leftovers_are_never_listed_and_are_reaped_on_open() {
 #[test]
 fn only_the_newest_retain_snapshots_are_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = FileSnapshotStore::open(dir.path(), 2).expect("open");
+    let store = FileSnapshotStore::open(dir.path()).expect("open");
     let ids: Vec<String> = (1..=5).map(|i| write(&store, i * 10, format!("state {i}").as_bytes())).collect();
     let listed: Vec<String> = store.list().expect("list").into_iter().map(|m| m.id).collect();
     assert_eq!(listed, vec![ids[4].clone(), ids[3].clone()]);
@@ -137,7 +146,7 @@ fn only_the_newest_retain_snapshots_are_kept() {
 #[test]
 fn ids_that_are_not_snapshot_names_are_not_found() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = FileSnapshotStore::open(dir.path(), 2).expect("open");
+    let store = FileSnapshotStore::open(dir.path()).expect("open");
     for id in ["", "..", "../x", "a/b", "x.tmp"] {
         assert!(matches!(store.open(id), Err(SnapshotError::NotFound { .. })), "{id:?}");
     }
@@ -160,14 +169,14 @@ fn the_discard_store_accepts_snapshots_and_keeps_none() {
 fn files_that_are_not_snapshots_are_skipped_and_left_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let kept = {
-        let store = FileSnapshotStore::open(dir.path(), 2).expect("open");
+        let store = FileSnapshotStore::open(dir.path()).expect("open");
         write(&store, 3, b"whole")
     };
     // A regular file with the suffix of a snapshot being written, and one
     // with any other name: neither is ours.
     std::fs::write(dir.path().join("notes.tmp"), b"an operator's file").expect("write");
     std::fs::write(dir.path().join("README"), b"another").expect("write");
-    let store = FileSnapshotStore::open(dir.path(), 2).expect("a stray file is not fatal");
+    let store = FileSnapshotStore::open(dir.path()).expect("a stray file is not fatal");
     let listed: Vec<String> = store.list().expect("list").into_iter().map(|m| m.id).collect();
     assert_eq!(listed, vec![kept]);
     assert_eq!(std::fs::read(dir.path().join("notes.tmp")).expect("kept"), b"an operator's file");
@@ -177,14 +186,14 @@ fn files_that_are_not_snapshots_are_skipped_and_left_alone() {
 /// The child process of the lock test; does nothing in a normal run.
 #[test]
 fn lock_child() {
-    raft_conformance::exclusive::child(|path| FileSnapshotStore::open(path, 2));
+    raft_conformance::exclusive::child(|path| FileSnapshotStore::open(path));
 }
 
 #[test]
 fn a_second_open_of_a_live_directory_is_refused() {
     raft_conformance::exclusive::second_open_is_refused(
         "lock_child",
-        |path| FileSnapshotStore::open(path, 2),
+        |path| FileSnapshotStore::open(path),
         |error| matches!(error, SnapshotError::Locked { path } if path.ends_with("raft-kit.lock")),
     );
 }

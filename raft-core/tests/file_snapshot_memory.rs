@@ -17,7 +17,8 @@ fn a_64_mib_snapshot_streams_in_bounded_memory() {
     const SIZE: usize = 64 << 20;
     const CHUNK: usize = 64 << 10;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = FileSnapshotStore::open(dir.path(), 1).expect("open");
+    let store = FileSnapshotStore::open_with(dir.path(), raft_core::FileSnapshotOptions::default().retain(1))
+        .expect("open");
     let before = peak_rss_kib();
     let snapshot = NewSnapshot {
         version: SNAPSHOT_VERSION,

@@ -124,3 +124,41 @@ async fn a_non_voter_ignores_timeout_now() {
     assert_eq!(raft.current_term(), 2, "a non-voter campaigned");
     raft.shutdown().await.expect("shutdown");
 }
+
+/// A node's loop used to look at its timers only when no other input was
+/// ready, so a peer that keeps the node's queue full (here with stale
+/// AppendEntries, which it refuses at once) could keep it from campaigning.
+/// Timers now go first. On two cores this flood does not keep the queue full
+/// all the time, so the test guards the behaviour rather than reproducing the
+/// old starvation every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_stale_requests_does_not_hold_back_an_election() {
+    // Without pre-vote the campaign shows as a new term (the probe never answers).
+    let config = config("node-0").with_prevote(false);
+    let (raft, probe, _network) =
+        lone_follower(SumFsm::default(), store_mem::MemLogStore::new(), config).await;
+    let probe = std::sync::Arc::new(probe);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..512)
+        .map(|_| {
+            let (probe, stop) = (probe.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let request =
+                        AppendEntriesRequest { header: probe.header(), term: 0, ..Default::default() };
+                    let _ = probe.transport.append_entries(addr(0), request).await;
+                }
+            })
+        })
+        .collect();
+    let term = raft.current_term();
+    wait_for("the node to campaign despite the flood", SECOND * 5, || {
+        (raft.current_term() > term).then_some(())
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for flooder in flooders {
+        flooder.await.expect("flooder");
+    }
+    raft.shutdown().await.expect("shutdown");
+}

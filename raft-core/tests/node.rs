@@ -640,3 +640,99 @@ async fn observers_see_peers_removed_and_added() {
     assert_eq!(second.ok(), Some((id(follower), false)), "no PeerChanged for the added follower");
     cluster.shutdown().await;
 }
+
+/// A peer that stays down is reported on its 1st, 2nd, 4th, 8th, … failed
+/// heartbeat, not every heartbeat interval forever; a filtered subscription
+/// sees only what it asked for (issue #15).
+#[tokio::test(start_paused = true)]
+async fn a_dead_peer_is_reported_ever_more_rarely_to_a_filtered_subscriber() {
+    let cluster = TestCluster::new(3).await;
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let dead = id(follower);
+    let mut failures = cluster.raft(leader).subscribe_filtered(
+        move |o| matches!(o, Observation::PeerHeartbeatFailed { peer, .. } if *peer == dead),
+    );
+    cluster.network.disconnect(&addr(follower));
+    // A minute of virtual time: hundreds of failed heartbeats.
+    tokio::time::sleep(SECOND * 60).await;
+    let mut reported = 0;
+    loop {
+        match failures.try_recv() {
+            Ok(Observation::PeerHeartbeatFailed { .. }) => reported += 1,
+            Ok(other) => panic!("the filter let {other:?} through"),
+            Err(_) => break,
+        }
+    }
+    // Heartbeats go out every 5 ms with the fast config: 12,000 failures at
+    // most, so at most 14 reports (plus a couple of leeway for slow calls).
+    assert!(reported >= 1, "the dead peer was never reported");
+    assert!(reported <= 16, "{reported} reports in a minute");
+    assert!(cluster.raft(leader).is_leader(), "two of three still lead");
+    cluster.shutdown().await;
+}
+
+/// `Raft::snapshot` gives a handle whose state can be read out (a backup, as
+/// hashicorp/raft's `Snapshot().Open()`), and that backup restores into
+/// another cluster (issue #15).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_handle_reads_out_a_backup_that_restores_elsewhere() {
+    let source = TestCluster::new(1).await;
+    let raft = source.raft(source.leader().await);
+    for n in 1..=20 {
+        raft.apply(num(n), SECOND).await.expect("apply");
+    }
+    let snapshot = raft.snapshot().await.expect("snapshot");
+    let meta = snapshot.meta().clone();
+    assert_eq!(meta.index, raft.applied_index());
+    let mut backup = Vec::new();
+    std::io::Read::read_to_end(&mut snapshot.open().expect("open"), &mut backup).expect("read");
+    assert_eq!(backup.len() as u64, meta.size);
+    assert_eq!(backup, 210u64.to_le_bytes(), "the FSM's own bytes: the sum of 1..=20");
+    source.shutdown().await;
+    // The handle does not keep a shut-down node's store (and its lock) alive.
+    match snapshot.open() {
+        Err(SnapshotError::Io(error)) => assert_eq!(error.kind(), std::io::ErrorKind::NotConnected),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a shut-down node's snapshot still opened"),
+    }
+
+    let target = TestCluster::new(3).await;
+    let leader = target.leader().await;
+    target
+        .raft(leader)
+        .restore(&meta, Box::new(std::io::Cursor::new(backup)), SECOND * 5)
+        .await
+        .expect("restore");
+    for i in 0..3 {
+        wait_for("every node to hold the backup", SECOND * 10, || {
+            (target.parts[i].sum.load(Ordering::SeqCst) == 210).then_some(())
+        })
+        .await;
+    }
+    target.shutdown().await;
+}
+
+/// A handle whose snapshot the store has since removed says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_handle_outlived_by_its_snapshot_is_not_found() {
+    let cluster = TestCluster::new(1).await;
+    let raft = cluster.raft(cluster.leader().await);
+    raft.apply(num(1), SECOND).await.expect("apply");
+    let first = raft.snapshot().await.expect("snapshot");
+    // Newer snapshots until the store's retention drops the first.
+    let store = &cluster.parts[0].snapshots;
+    for n in 2..10 {
+        if store.list().expect("list").iter().all(|meta| meta.id != first.meta().id) {
+            break;
+        }
+        raft.apply(num(n), SECOND).await.expect("apply");
+        raft.snapshot().await.expect("snapshot");
+    }
+    match first.open() {
+        Err(SnapshotError::NotFound { id }) => assert_eq!(id, first.meta().id),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a replaced snapshot still opened"),
+    }
+    cluster.shutdown().await;
+}

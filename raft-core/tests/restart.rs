@@ -50,7 +50,11 @@ impl FileNode {
         let mut config = config("node-0");
         config.no_snapshot_restore_on_start = skip_restore;
         config.trailing_logs = self.trailing_logs;
-        let snapshots = FileSnapshotStore::open(self.dir.path(), self.retain).expect("snapshot store");
+        let snapshots = FileSnapshotStore::open_with(
+            self.dir.path(),
+            raft_core::FileSnapshotOptions::default().retain(self.retain),
+        )
+        .expect("snapshot store");
         let fsm = SumFsm { sum: self.sum.clone(), as_task: true };
         let transport = self.network.transport(addr(0));
         Raft::new(config, fsm, self.logs.clone(), self.stable.clone(), snapshots, transport).await
@@ -91,9 +95,9 @@ async fn apply_until(raft: &Raft<SumFsm>, index: u64) {
 async fn two_snapshots_and_a_compacted_log(node: &FileNode) -> (SnapshotMeta, SnapshotMeta) {
     let raft = node.bootstrap().await;
     apply_until(&raft, 102).await;
-    let older = raft.snapshot().await.expect("snapshot");
+    let older = raft.snapshot().await.expect("snapshot").meta().clone();
     apply_until(&raft, 202).await;
-    let newer = raft.snapshot().await.expect("snapshot");
+    let newer = raft.snapshot().await.expect("snapshot").meta().clone();
     apply_until(&raft, 212).await;
     assert!(
         node.logs.first_index().expect("first") > older.index + 1,
@@ -109,9 +113,9 @@ async fn restart_falls_back_to_an_older_snapshot_when_the_newest_is_corrupt() {
     let raft = node.bootstrap().await;
     raft.apply(num(1), SECOND).await.expect("apply");
     raft.apply(num(2), SECOND).await.expect("apply");
-    let older = raft.snapshot().await.expect("snapshot");
+    let older = raft.snapshot().await.expect("snapshot").meta().clone();
     raft.apply(num(4), SECOND).await.expect("apply");
-    let newer = raft.snapshot().await.expect("snapshot");
+    let newer = raft.snapshot().await.expect("snapshot").meta().clone();
     assert!(newer.index > older.index);
     assert!(matches!(raft.snapshot().await, Err(RaftError::NothingNewToSnapshot)));
     raft.apply(num(8), SECOND).await.expect("apply");
@@ -134,7 +138,7 @@ async fn no_snapshot_restore_on_start_leaves_the_fsm_alone() {
     let node = FileNode::new(12);
     let raft = node.bootstrap().await;
     raft.apply(num(1), SECOND).await.expect("apply");
-    let snapshot = raft.snapshot().await.expect("snapshot");
+    let snapshot = raft.snapshot().await.expect("snapshot").meta().clone();
     raft.apply(num(2), SECOND).await.expect("apply");
     raft.apply(num(0), SECOND).await.expect("apply");
     raft.shutdown().await.expect("shutdown");

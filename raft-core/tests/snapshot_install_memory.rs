@@ -103,7 +103,8 @@ async fn a_64_mib_snapshot_installs_on_a_follower_in_bounded_memory() {
             PatternFsm { restored: restored[i].clone() },
             store_mem::MemLogStore::new(),
             store_mem::MemStableStore::new(),
-            FileSnapshotStore::open(dirs[i].path(), 1).expect("snapshot store"),
+            FileSnapshotStore::open_with(dirs[i].path(), raft_core::FileSnapshotOptions::default().retain(1))
+                .expect("snapshot store"),
             network.transport(format!("a{i}")),
         )
         .await
@@ -118,7 +119,7 @@ async fn a_64_mib_snapshot_installs_on_a_follower_in_bounded_memory() {
     for n in 0..5 {
         nodes[leader].apply(format!("{n}"), Duration::from_secs(1)).await.expect("apply");
     }
-    let meta = nodes[leader].snapshot().await.expect("snapshot");
+    let meta = nodes[leader].snapshot().await.expect("snapshot").meta().clone();
     assert_eq!(meta.size, STATE_SIZE);
 
     let before = peak_rss_kib();

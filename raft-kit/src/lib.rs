@@ -21,6 +21,7 @@
 //! | `inmem` | `transport::inmem`: the in-process transport with fault injection |
 //! | `tcp` | `transport::tcp`: the tokio TCP transport |
 //! | `tls` | mutual TLS for the TCP transport (implies `tcp`) |
+//! | `serde` | `Serialize`/`Deserialize` for `Config` (e.g. from TOML), `Configuration`, `ServerId`, `ServerAddress`, `Stats`, `Status` and `SnapshotMeta` |
 //! | `full` | all of the above |
 //!
 //! The file and discard snapshot stores are part of the core and always
@@ -44,7 +45,7 @@
 //!
 //! let dir = tempfile::tempdir()?;
 //! let store = Arc::new(LmdbStore::open(dir.path().join("raft"))?);
-//! let snapshots = FileSnapshotStore::open(dir.path().join("snapshots"), 2)?;
+//! let snapshots = FileSnapshotStore::open(dir.path().join("snapshots"))?;
 //! let raft = Raft::new(Config::new("node-1"), fsm, store.clone(), store, snapshots, transport).await?;
 //! # raft.shutdown().await?;
 //! # Ok(()) }
@@ -67,7 +68,7 @@
 //!
 //! let dir = tempfile::tempdir()?;
 //! let store = Arc::new(RedbStore::open(dir.path().join("raft.redb"))?);
-//! let snapshots = FileSnapshotStore::open(dir.path().join("snapshots"), 2)?;
+//! let snapshots = FileSnapshotStore::open(dir.path().join("snapshots"))?;
 //! let raft = Raft::new(Config::new("node-1"), fsm, store.clone(), store, snapshots, transport).await?;
 //! # raft.shutdown().await?;
 //! # Ok(()) }
@@ -106,6 +107,7 @@
 //! # }
 //! # Ok::<(), raft_kit::StoreError>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use raft_core::*;
 
@@ -113,18 +115,21 @@ pub use raft_core::*;
 pub mod store {
     /// In-memory stores (feature `mem`).
     #[cfg(feature = "mem")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mem")))]
     pub mod mem {
         pub use store_mem::*;
     }
 
     /// The durable LMDB store (feature `lmdb`).
     #[cfg(feature = "lmdb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "lmdb")))]
     pub mod lmdb {
         pub use store_lmdb::*;
     }
 
     /// The durable redb store (feature `redb`).
     #[cfg(feature = "redb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redb")))]
     pub mod redb {
         pub use store_redb::*;
     }
@@ -161,12 +166,14 @@ pub mod doc_fsm {
 pub mod transport {
     /// The in-process transport with fault injection (feature `inmem`).
     #[cfg(feature = "inmem")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "inmem")))]
     pub mod inmem {
         pub use transport_inmem::*;
     }
 
     /// The tokio TCP transport (feature `tcp`; mutual TLS with `tls`).
     #[cfg(feature = "tcp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tcp")))]
     pub mod tcp {
         pub use transport_tcp::*;
     }

@@ -70,6 +70,7 @@ pub struct TcpConfig {
     pub max_connections_per_peer: usize,
     /// Mutual TLS (feature `tls`).
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub tls: Option<crate::tls::TlsConfig>,
 }
 

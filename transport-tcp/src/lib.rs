@@ -45,10 +45,12 @@
 //! b.shutdown().await;
 //! # Ok(()) }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
 mod config;
 mod conn;
+mod ratelimit;
 mod server;
 mod slots;
 #[cfg(feature = "tls")]
@@ -59,5 +61,6 @@ pub mod wire;
 pub use auth::{ClusterSecret, SECRET_MIN};
 pub use config::{PeerFilter, TcpConfig};
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::{NodeNames, TlsConfig};
 pub use transport::{TcpError, TcpTransport};

@@ -64,32 +64,65 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, rpcs
         conn::tune(&stream, &shared.config);
         let (shared, rpcs, registry_) = (shared.clone(), rpcs.clone(), registry.clone());
         registry.admit(|slot| {
-            connections.spawn(async move {
-                if let Err(error) = serve(stream, shared, rpcs, &registry_, &slot).await {
-                    tracing::debug!(%peer, %error, "inbound connection closed");
-                }
-                drop(slot);
-            })
+            let span = tracing::debug_span!("inbound", %peer);
+            connections.spawn(tracing::Instrument::instrument(
+                async move {
+                    match serve(stream, &shared, rpcs, &registry_, &slot).await {
+                        Ok(()) => tracing::debug!("inbound connection closed"),
+                        Err(Refusal::Handshake(error)) => {
+                            if let Some(suppressed) = shared.refused.admit(std::time::Instant::now()) {
+                                tracing::warn!(%error, suppressed, "refused an inbound connection in its handshake");
+                            }
+                        }
+                        Err(Refusal::Later(error)) => tracing::debug!(%error, "inbound connection closed"),
+                    }
+                    drop(slot);
+                },
+                span,
+            ))
         });
     }
 }
 
+/// Why an inbound connection ended with an error: in its handshake (a
+/// refusal, logged as a warning) or after it.
+enum Refusal {
+    Handshake(TransportError),
+    Later(TransportError),
+}
+
 async fn serve(
     stream: tokio::net::TcpStream,
-    shared: Arc<Shared>,
+    shared: &Shared,
+    rpcs: mpsc::Sender<Rpc>,
+    registry: &Registry,
+    slot: &Slot,
+) -> Result<(), Refusal> {
+    let config = &shared.config;
+    let handshake = async {
+        let (stream, identity) = shared.accept_stream(stream).await?;
+        conn::server_handshake(stream, identity, config, &shared.limits).await
+    };
+    let (conn, kind) = tokio::time::timeout(config.connect_timeout, handshake)
+        .await
+        .map_err(|_| {
+            TransportError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))
+        })
+        .and_then(|shaken| shaken)
+        .map_err(Refusal::Handshake)?;
+    tracing::debug!(peer = %conn.peer, ?kind, "inbound connection accepted");
+    serve_frames(conn, shared, rpcs, registry, slot).await.map_err(Refusal::Later)
+}
+
+async fn serve_frames(
+    conn: conn::Conn,
+    shared: &Shared,
     rpcs: mpsc::Sender<Rpc>,
     registry: &Registry,
     slot: &Slot,
 ) -> Result<(), TransportError> {
     let config = &shared.config;
     let mut shutdown = shared.shutdown.subscribe();
-    let handshake = async {
-        let (stream, identity) = shared.accept_stream(stream).await?;
-        conn::server_handshake(stream, identity, config, &shared.limits).await
-    };
-    let (conn, _kind) = tokio::time::timeout(config.connect_timeout, handshake).await.map_err(|_| {
-        TransportError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))
-    })??;
     registry.identified(slot.id, &conn.peer);
     let peer_addr = raft_core::ServerAddress::new(String::new());
     let peer = conn.peer.clone();

@@ -3,6 +3,7 @@
 
 use crate::TcpConfig;
 use crate::conn::{self, BoxStream, Conn, PeerIdentity};
+use crate::ratelimit::Throttle;
 use crate::wire::{ConnectionKind, FrameKind};
 use bytes::BytesMut;
 use raft_core::*;
@@ -53,6 +54,10 @@ pub(crate) struct Shared {
     pools: Mutex<HashMap<ServerAddress, Vec<Conn>>>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::TlsParts>,
+    /// Gates the warning for inbound connections refused in their handshake.
+    pub(crate) refused: Throttle,
+    /// Gates the warning for failed dials.
+    dial_failed: Throttle,
 }
 
 impl Shared {
@@ -103,9 +108,19 @@ impl Shared {
             let (stream, identity) = self.connect_stream(tcp, target).await?;
             conn::client_handshake(stream, identity, &self.config, &self.limits, target, kind).await
         };
-        tokio::time::timeout(self.config.connect_timeout, connect)
+        let dialed = tokio::time::timeout(self.config.connect_timeout, connect)
             .await
-            .map_err(|_| TransportError::Timeout(target.clone()))?
+            .map_err(|_| TransportError::Timeout(target.clone()))
+            .and_then(|dialed| dialed);
+        match &dialed {
+            Ok(conn) => tracing::debug!(%target, peer = %conn.peer, ?kind, "connected"),
+            Err(error) => {
+                if let Some(suppressed) = self.dial_failed.admit(std::time::Instant::now()) {
+                    tracing::warn!(%target, %error, suppressed, "connecting to a peer failed");
+                }
+            }
+        }
+        dialed
     }
 
     /// A connection to `target`, from the pool (`true`) or freshly dialed.
@@ -173,8 +188,11 @@ impl TcpTransport {
             pools: Mutex::default(),
             #[cfg(feature = "tls")]
             tls,
+            refused: Throttle::default(),
+            dial_failed: Throttle::default(),
             config,
         });
+        tracing::info!(node = %shared.config.node_id, %bound, advertise = %shared.local, "TCP transport listening");
         let (rpcs_tx, rpcs_rx) = mpsc::channel(INCOMING_QUEUE);
         let server = tokio::spawn(crate::server::accept_loop(listener, shared.clone(), rpcs_tx));
         Ok(Self { shared, bound, consumer: Mutex::new(Some(rpcs_rx)), server: Mutex::new(Some(server)) })
@@ -311,6 +329,10 @@ macro_rules! expect_answer {
 impl Transport for TcpTransport {
     fn local_addr(&self) -> ServerAddress {
         self.shared.local.clone()
+    }
+
+    fn local_id(&self) -> Option<ServerId> {
+        Some(self.shared.config.node_id.clone())
     }
 
     fn consumer(&self) -> Result<RpcReceiver, TransportError> {

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p benches --bin cluster -- [--setup inmem-mem] [--clients 1,16,256] [--seconds 5]
+//! cargo run --release -p benches --bin cluster -- --help
 //! ```
 //!
 //! For each client count it prints applies per second and the latency
@@ -18,30 +19,36 @@
 //!
 //! `--setup all` runs the three.
 
-use benches::cluster::{Running, flag_values, parse_clients, run, start_cluster};
+use benches::cluster::{Running, run, start_cluster};
+use clap::Parser;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// The cluster benchmark: three raft-kit nodes in one process, closed-loop
+/// clients applying 128-byte commands to the leader for a fixed time.
+#[derive(clap::Parser)]
 struct Args {
-    setup: String,
+    /// Which cluster to run.
+    #[arg(long, value_enum, default_value = "inmem-mem")]
+    setup: Setup,
+    /// Client counts to run, one after the other (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
     clients: Vec<usize>,
+    /// Seconds per client count.
+    #[arg(long, default_value_t = 5)]
     seconds: u64,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args { setup: "inmem-mem".into(), clients: vec![1, 16, 256], seconds: 5 };
-    for (flag, value) in flag_values()? {
-        match flag.as_str() {
-            "--setup" => args.setup = value,
-            "--clients" => args.clients = parse_clients(&value)?,
-            "--seconds" => args.seconds = value.parse().map_err(|_| format!("bad seconds {value}"))?,
-            other => return Err(format!("unknown flag {other}")),
-        }
-    }
-    if !["inmem-mem", "tcp-lmdb", "tcp-redb", "all"].contains(&args.setup.as_str()) {
-        return Err(format!("unknown setup {} (inmem-mem, tcp-lmdb, tcp-redb, all)", args.setup));
-    }
-    Ok(args)
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Setup {
+    /// The in-memory transport and in-memory stores: the protocol's own cost.
+    InmemMem,
+    /// TCP on loopback and `LmdbStore` with full durability.
+    TcpLmdb,
+    /// TCP on loopback and `RedbStore` with full durability.
+    TcpRedb,
+    /// The three, one after the other.
+    All,
 }
 
 /// Each apply's timeout, as an application would set one.
@@ -87,13 +94,14 @@ async fn bench(setup: &str, clients: usize, seconds: u64) -> Result<(), Box<dyn 
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args()?;
-    let setups: Vec<&str> = if args.setup == "all" {
-        vec!["inmem-mem", "tcp-lmdb", "tcp-redb"]
-    } else {
-        vec![args.setup.as_str()]
+    let args = Args::parse();
+    let setups: &[&str] = match args.setup {
+        Setup::InmemMem => &["inmem-mem"],
+        Setup::TcpLmdb => &["tcp-lmdb"],
+        Setup::TcpRedb => &["tcp-redb"],
+        Setup::All => &["inmem-mem", "tcp-lmdb", "tcp-redb"],
     };
-    for setup in setups {
+    for &setup in setups {
         for &clients in &args.clients {
             bench(setup, clients, args.seconds).await?;
         }

@@ -21,7 +21,8 @@
 //! lowest, highest) as a `RATIO` line, which `cargo run -p benches --bin
 //! report` reads from `target/compare-bench.txt`.
 
-use benches::cluster::{Outcome, closed_loop, flag_values, parse_clients, run, start_cluster};
+use benches::cluster::{Outcome, closed_loop, run, start_cluster};
+use clap::Parser;
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -405,33 +406,22 @@ fn result_line(side: &str, clients: usize, outcome: &Outcome) {
     );
 }
 
-/// The command line.
+/// raft-kit beside openraft in one process, in rounds that alternate which
+/// side goes first.
+#[derive(clap::Parser)]
 struct Args {
+    /// Client counts to run (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
     clients: Vec<usize>,
+    /// Seconds per side and client count in each round.
+    #[arg(long, default_value_t = 3)]
     seconds: u64,
     /// Pairs of runs per client count.
-    rounds: usize,
-    /// raft-kit's apply timeout (zero: none).
-    timeout: Duration,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args { clients: vec![1, 16, 256], seconds: 3, rounds: 3, timeout: Duration::ZERO };
-    for (flag, value) in flag_values()? {
-        match flag.as_str() {
-            "--clients" => args.clients = parse_clients(&value)?,
-            "--seconds" => args.seconds = value.parse().map_err(|_| format!("bad seconds {value}"))?,
-            "--rounds" => {
-                args.rounds = value.parse().ok().filter(|r| *r > 0).ok_or(format!("bad rounds {value}"))?;
-            }
-            "--apply-timeout-ms" => {
-                let millis = value.parse().map_err(|_| format!("bad timeout {value}"))?;
-                args.timeout = Duration::from_millis(millis);
-            }
-            other => return Err(format!("unknown flag {other}")),
-        }
-    }
-    Ok(args)
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: u64,
+    /// raft-kit's apply timeout in milliseconds (0: none, as openraft's `client_write`).
+    #[arg(long = "apply-timeout-ms", default_value_t = 0)]
+    apply_timeout_ms: u64,
 }
 
 /// One round: both sides, one after the other.
@@ -453,7 +443,8 @@ impl Round {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args()?;
+    let args = Args::parse();
+    let timeout = Duration::from_millis(args.apply_timeout_ms);
     for &clients in &args.clients {
         let mut rounds = Vec::new();
         for round in 0..args.rounds {
@@ -461,9 +452,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // the warmer (or the noisier) half of a round.
             let (openraft, ours) = if round % 2 == 0 {
                 let openraft = bench_openraft(clients, args.seconds).await?;
-                (openraft, bench_raft_kit(clients, args.seconds, args.timeout).await?)
+                (openraft, bench_raft_kit(clients, args.seconds, timeout).await?)
             } else {
-                let ours = bench_raft_kit(clients, args.seconds, args.timeout).await?;
+                let ours = bench_raft_kit(clients, args.seconds, timeout).await?;
                 (bench_openraft(clients, args.seconds).await?, ours)
             };
             report("openraft-inmem", clients, &openraft);

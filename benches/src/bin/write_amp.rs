@@ -47,7 +47,12 @@ fn measure(name: &str, mut append: impl FnMut(&[raft_core::Log])) {
     );
 }
 
+/// Bytes written per entry and commit time, for each durable store and the raw file.
+#[derive(clap::Parser)]
+struct Args {}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let Args {} = clap::Parser::parse();
     let dir = tempfile::tempdir()?;
     let mut raw = RawLog::create(&dir.path().join("raw.log"))?;
     measure("raw-file", |logs| raw.append(logs).expect("append"));

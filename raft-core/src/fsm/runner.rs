@@ -9,6 +9,7 @@
 
 use crate::error::RaftError;
 use crate::log_cache::LogCache;
+use crate::metrics::FsmMetrics;
 use crate::state::Shared;
 use crate::watch;
 use crate::{Configuration, Fsm, FsmSnapshot, Log, LogKind, SnapshotMeta, SnapshotReader};
@@ -96,20 +97,25 @@ impl<R: Send + 'static> FsmHandle<R> {
         shared: Arc<Shared>,
         applied_tx: watch::Sender<u64>,
         point: AppliedPoint,
-        batch_apply: bool,
-        max_batch: usize,
+        settings: RunnerSettings,
     ) -> std::io::Result<Self> {
+        let RunnerSettings { batch_apply, max_batch, metrics } = settings;
         let (ops, rx) = mpsc::channel(QUEUE_DEPTH);
         shared.applied_index.store(point.index, Ordering::Release);
         applied_tx.send_replace(point.index);
         let commit = point.index;
         let in_task = fsm.never_blocks();
-        let runner = Runner { fsm, log, shared, applied_tx, point, commit, batch_apply, max_batch, rx };
+        metrics.applied_index.set(point.index as f64);
+        let runner =
+            Runner { fsm, log, shared, applied_tx, point, commit, batch_apply, max_batch, rx, metrics };
         let runner = if in_task {
-            RunnerHandle::Task(tokio::spawn(runner.run_task()))
+            RunnerHandle::Task(tokio::spawn(tracing::Instrument::in_current_span(runner.run_task())))
         } else {
+            let span = tracing::Span::current();
             RunnerHandle::Thread(
-                std::thread::Builder::new().name("raft-fsm".into()).spawn(move || runner.run())?,
+                std::thread::Builder::new()
+                    .name("raft-fsm".into())
+                    .spawn(move || span.in_scope(|| runner.run()))?,
             )
         };
         Ok(Self { client: FsmClient { ops }, runner: Some(runner) })
@@ -169,6 +175,16 @@ struct Runner<F: Fsm> {
     batch_apply: bool,
     max_batch: usize,
     rx: mpsc::Receiver<FsmOp<F::Response>>,
+    metrics: FsmMetrics,
+}
+
+/// How the runner applies, and what it measures.
+pub(crate) struct RunnerSettings {
+    /// Hand commands to `Fsm::apply_batch` rather than one `apply` each.
+    pub(crate) batch_apply: bool,
+    /// The most entries in one batch.
+    pub(crate) max_batch: usize,
+    pub(crate) metrics: FsmMetrics,
 }
 
 /// Futures waiting on entries, in index order (the leader commits in order).
@@ -233,7 +249,9 @@ impl<F: Fsm> Runner<F> {
         if self.point.index == 0 {
             return Err(RaftError::NothingNewToSnapshot);
         }
+        let started = std::time::Instant::now();
         let snapshot = self.fsm.snapshot()?;
+        self.metrics.snapshot.record(crate::metrics::seconds(started.elapsed()));
         Ok(Capture { snapshot, point: self.point.clone() })
     }
 
@@ -245,7 +263,9 @@ impl<F: Fsm> Runner<F> {
             return Err(RaftError::StaleSnapshot { index: meta.index, applied: self.point.index });
         }
         let fsm = &mut self.fsm;
+        let started = std::time::Instant::now();
         off_the_runtime(|| fsm.restore(reader))?;
+        self.metrics.restore.record(crate::metrics::seconds(started.elapsed()));
         self.point = AppliedPoint {
             index: meta.index,
             term: meta.term,
@@ -259,6 +279,7 @@ impl<F: Fsm> Runner<F> {
 
     fn publish(&self) {
         self.shared.applied_index.store(self.point.index, Ordering::Release);
+        self.metrics.applied_index.set(self.point.index as f64);
         self.applied_tx.send_replace(self.point.index);
     }
 
@@ -304,6 +325,7 @@ impl<F: Fsm> Runner<F> {
             filtered = batch.iter().filter(is_command).cloned().collect();
             &filtered
         };
+        let started = std::time::Instant::now();
         let responses = if commands.is_empty() {
             Vec::new()
         } else if self.batch_apply {
@@ -311,6 +333,10 @@ impl<F: Fsm> Runner<F> {
         } else {
             commands.iter().map(|log| self.fsm.apply(log)).collect()
         };
+        if !commands.is_empty() {
+            self.metrics.apply.record(crate::metrics::seconds(started.elapsed()));
+            self.metrics.applied.increment(commands.len() as u64);
+        }
         assert_eq!(responses.len(), commands.len(), "Fsm::apply_batch must return one response per entry");
         for log in batch.iter().filter(|log| log.kind == LogKind::Configuration) {
             match crate::codec::decode_configuration(log.data.clone()) {

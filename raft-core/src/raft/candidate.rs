@@ -26,7 +26,7 @@ impl<F: Fsm> Node<F> {
     fn next_term(&self) -> Option<u64> {
         let next = self.current_term.checked_add(1).filter(|&term| term <= crate::TERM_MAX);
         if next.is_none() {
-            tracing::error!(id = %self.id, term = self.current_term, "at the highest term; not campaigning");
+            tracing::error!(term = self.current_term, "at the highest term; not campaigning");
         }
         next
     }
@@ -101,7 +101,7 @@ impl<F: Fsm> Node<F> {
         self.set_leader(None);
         self.election_round += 1;
         let round = self.election_round;
-        tracing::debug!(id = %self.id, term, "election started");
+        tracing::debug!(term, "election started");
         let needed = self.configurations.latest.quorum_size();
         let mut granted = 1;
         if granted >= needed {
@@ -137,7 +137,7 @@ impl<F: Fsm> Node<F> {
                     if response.granted && response.term == term {
                         granted += 1;
                         if granted >= needed {
-                            tracing::info!(id = %self.id, term, "won the election");
+                            tracing::info!(term, "won the election");
                             self.set_role(RaftState::Leader);
                             return;
                         }

@@ -56,9 +56,15 @@ pub(crate) fn check_entries(request: &AppendEntriesRequest) -> Result<(), String
 }
 
 impl<F: Fsm> Node<F> {
-    pub(super) async fn run_follower(&mut self) {
-        self.reset_election_timer();
-        while self.role == RaftState::Follower {
+    /// Runs as a follower until the role or the term changes; `fresh` when
+    /// the node was not a follower just before (a new term alone keeps the
+    /// election timer running).
+    pub(super) async fn run_follower(&mut self, fresh: bool) {
+        if fresh {
+            self.reset_election_timer();
+        }
+        let term = self.current_term;
+        while self.role == RaftState::Follower && self.current_term == term {
             match self.next_input(self.election_deadline).await {
                 Input::Timer => self.election_timer_fired(),
                 input => self.handle(input).await,
@@ -71,7 +77,8 @@ impl<F: Fsm> Node<F> {
             return;
         }
         if self.configurations.latest.is_voter(&self.id) {
-            tracing::info!(id = %self.id, term = self.current_term, "no word from a leader; campaigning");
+            tracing::info!(term = self.current_term, "no word from a leader; campaigning");
+            self.metrics.heartbeat_timeout.increment(1);
             self.set_leader(None);
             self.set_role(RaftState::Candidate);
         } else {
@@ -100,7 +107,7 @@ impl<F: Fsm> Node<F> {
             return (response, None);
         }
         if let Err(reason) = check_entries(&request) {
-            tracing::warn!(id = %self.id, leader = %request.header.id, %reason, "refusing a malformed AppendEntries");
+            tracing::warn!(leader = %request.header.id, %reason, "refusing a malformed AppendEntries");
             response.no_retry_backoff = true;
             return (response, None);
         }
@@ -277,7 +284,7 @@ impl<F: Fsm> Node<F> {
 
     /// Removes our entries from `index` on.
     async fn truncate_from(&mut self, index: u64) -> Result<(), ()> {
-        tracing::info!(id = %self.id, index, last = self.last_index, "truncating a conflicting suffix");
+        tracing::info!(index, last = self.last_index, "truncating a conflicting suffix");
         self.log.truncate_from(index);
         let seq = self.seq();
         if self.storage.submit(StorageOp::TruncateFrom { seq, index, done: None }).await.is_err() {
@@ -370,7 +377,6 @@ impl<F: Fsm> Node<F> {
             self.set_role(RaftState::Candidate);
         } else {
             tracing::warn!(
-                id = %self.id,
                 from = %request.header.id,
                 term = request.term,
                 "ignoring a TimeoutNow that is not from this node's leader at its term"

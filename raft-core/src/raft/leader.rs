@@ -54,6 +54,9 @@ pub(crate) struct LeaderState<R> {
     pub(super) transfer: Option<super::membership::Transfer>,
     /// Removed servers still sent entries until the given time.
     pub(super) removed: Vec<(ServerId, Instant)>,
+    /// When each dispatched batch (by its last index) was appended, for
+    /// `raft.commit_time`.
+    appended_at: VecDeque<(u64, Instant)>,
 }
 
 impl<F: Fsm> Node<F> {
@@ -100,6 +103,7 @@ impl<F: Fsm> Node<F> {
             deferred: VecDeque::new(),
             transfer: None,
             removed: Vec::new(),
+            appended_at: VecDeque::new(),
         };
         self.leader_state = Some(state);
         let peers: Vec<Server> =
@@ -129,6 +133,7 @@ impl<F: Fsm> Node<F> {
             max_inflight: self.config.max_inflight,
             commit_timeout: self.config.commit_timeout,
             heartbeat_interval: self.config.heartbeat_interval(),
+            metrics: self.metrics.peer(peer.id.as_str()),
             heartbeat_timeout: self.config.heartbeat_timeout,
         };
         let tasks = replication::start(replication, self.last_index + 1);
@@ -169,6 +174,10 @@ impl<F: Fsm> Node<F> {
             logs.push(Log { index, term: self.current_term, kind, data, extensions });
         }
         let Some(last) = logs.last().map(|l| l.index) else { return };
+        self.metrics.apply.increment(logs.iter().filter(|l| l.kind == LogKind::Command).count() as u64);
+        if let Some(state) = self.leader_state.as_mut() {
+            state.appended_at.push_back((last, Instant::now()));
+        }
         let seq = self.seq();
         self.log.append(&logs, seq);
         self.last_index = last;
@@ -318,7 +327,7 @@ impl<F: Fsm> Node<F> {
                 self.check_verifies();
             }
             Event::HigherTerm { term } if term > self.current_term => {
-                tracing::info!(id = %self.id, term, "a peer has a higher term; stepping down");
+                tracing::info!(term, "a peer has a higher term; stepping down");
                 self.step_down(term).await;
             }
             Event::StoreFailed { seq, error } => {
@@ -334,6 +343,12 @@ impl<F: Fsm> Node<F> {
         let Some(state) = self.leader_state.as_mut() else { return };
         let ready = state.pending.partition_point(|(index, _)| *index <= commit);
         let ready: Vec<_> = state.pending.drain(..ready).collect();
+        while let Some(&(last, at)) = state.appended_at.front()
+            && last <= commit
+        {
+            state.appended_at.pop_front();
+            self.metrics.commit_time.record(crate::metrics::seconds(at.elapsed()));
+        }
         state.commit_tx.send_replace(commit);
         self.commit_to(commit, ready).await;
     }
@@ -344,13 +359,24 @@ impl<F: Fsm> Node<F> {
         let lease = self.config.leader_lease_timeout;
         let quorum = self.configurations.latest.quorum_size();
         let mut contacted = usize::from(self.configurations.latest.is_voter(&self.id));
+        let mut since: Vec<Duration> = Vec::new();
         for voter in self.configurations.latest.voters().filter(|s| s.id != self.id) {
-            if state.peers.get(&voter.id).is_some_and(|tasks| tasks.contact.elapsed() <= lease) {
+            let elapsed = state.peers.get(&voter.id).map(|tasks| tasks.contact.elapsed());
+            since.push(elapsed.unwrap_or(Duration::MAX));
+            if elapsed.is_some_and(|elapsed| elapsed <= lease) {
                 contacted += 1;
             }
         }
+        // How long since a quorum (counting this leader) last answered.
+        since.sort_unstable();
+        let others_needed = quorum.saturating_sub(usize::from(self.configurations.latest.is_voter(&self.id)));
+        if let Some(quorum_contact) = others_needed.checked_sub(1).and_then(|i| since.get(i))
+            && *quorum_contact != Duration::MAX
+        {
+            self.metrics.leader_last_contact.record(crate::metrics::seconds(*quorum_contact));
+        }
         if contacted < quorum {
-            tracing::warn!(id = %self.id, contacted, quorum, "lost contact with a quorum; stepping down");
+            tracing::warn!(contacted, quorum, "lost contact with a quorum; stepping down");
             self.set_role(RaftState::Follower);
         }
     }
@@ -360,7 +386,7 @@ impl<F: Fsm> Node<F> {
         if let Some(stalled_for) = self.storage.busy_for()
             && stalled_for > self.config.log_store_stall_timeout
         {
-            tracing::warn!(id = %self.id, ?stalled_for, "log store stalled; stepping down");
+            tracing::warn!(?stalled_for, "log store stalled; stepping down");
             let _ = self.observers.send(Observation::LogStoreStalled { stalled_for });
             self.set_role(RaftState::Follower);
         }

@@ -298,7 +298,7 @@ impl<F: Fsm> Node<F> {
         if let Some((_, address)) = target_given {
             target.address = address;
         }
-        tracing::info!(id = %self.id, target = %target.id, "transferring leadership");
+        tracing::info!(target = %target.id, "transferring leadership");
         let _ = self.observers.send(Observation::LeadershipTransferStarted { target: target.id.clone() });
         let deadline = Instant::now() + timeout;
         state.transfer = Some(Transfer { target, deadline, reply, timeout_now_sent: false });
@@ -351,10 +351,10 @@ impl<F: Fsm> Node<F> {
             return;
         }
         if self.config.shutdown_on_remove {
-            tracing::info!(id = %self.id, "removed from the cluster; shutting down");
+            tracing::info!("removed from the cluster; shutting down");
             self.set_role(RaftState::Shutdown);
         } else if self.role == RaftState::Leader {
-            tracing::info!(id = %self.id, "removed from the cluster; stepping down");
+            tracing::info!("removed from the cluster; stepping down");
             self.set_role(RaftState::Follower);
         }
     }

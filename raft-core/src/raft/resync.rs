@@ -49,7 +49,7 @@ impl<F: Fsm> Node<F> {
     /// After a failed write of entries from `index` on, waited for by the
     /// caller: rebuilds the node's view of its log from the store.
     pub(crate) async fn forget_from(&mut self, index: u64) {
-        tracing::debug!(id = %self.id, index, "a write failed; re-reading the log");
+        tracing::debug!(index, "a write failed; re-reading the log");
         self.resync_log().await;
     }
 
@@ -88,13 +88,13 @@ impl<F: Fsm> Node<F> {
         let (last_index, last_term) = match stored {
             Some(last) => last,
             None => {
-                tracing::warn!(id = %self.id, "the log does not continue the snapshot; clearing it before the next write");
+                tracing::warn!("the log does not continue the snapshot; clearing it before the next write");
                 self.storage.clear_before_next_append();
                 snapshot
             }
         };
         if (last_index, last_term) != (self.last_index, self.last_term) {
-            tracing::info!(id = %self.id, was = self.last_index, now = last_index, "the log ends where the store says");
+            tracing::info!(was = self.last_index, now = last_index, "the log ends where the store says");
             self.last_index = last_index;
             self.last_term = last_term;
             self.publish_log();

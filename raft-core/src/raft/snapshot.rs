@@ -54,8 +54,9 @@ impl<F: Fsm> Node<F> {
         self.snapshot_in_progress = true;
         let (fsm, store, events) = (self.fsm.client(), self.snapshots.clone(), self.events_tx.clone());
         let last_snapshot = self.snapshot_index;
+        let metrics = self.metrics.clone();
         let task = crate::task::Owned::spawn(async move {
-            let result = take_snapshot(fsm, store, last_snapshot).await;
+            let result = take_snapshot(fsm, store, last_snapshot, &metrics).await;
             let _ = events.send(Event::SnapshotDone { result, reply }).await;
         });
         self.snapshot_task = Some(task);
@@ -71,14 +72,14 @@ impl<F: Fsm> Node<F> {
         self.snapshot_task = None;
         match &result {
             Ok(meta) if meta.index > self.snapshot_index => {
-                tracing::info!(id = %self.id, index = meta.index, "snapshot taken");
+                tracing::info!(index = meta.index, "snapshot taken");
                 self.set_snapshot_point(meta.index, meta.term);
                 self.compact_through(meta.index.saturating_sub(self.config.trailing_logs)).await;
             }
             Ok(_) => {}
             Err(RaftError::NothingNewToSnapshot) => {}
             Err(error) => {
-                tracing::error!(id = %self.id, %error, "taking a snapshot failed");
+                tracing::error!(%error, "taking a snapshot failed");
                 let _ = self.observers.send(Observation::SnapshotFailed { reason: error.to_string() });
             }
         }
@@ -185,8 +186,11 @@ impl<F: Fsm> Node<F> {
         }
         let (store, events, term) = (self.snapshots.clone(), self.events_tx.clone(), self.current_term);
         let idle = self.config.snapshot_receive_timeout;
+        let received = self.metrics.rpc_install_snapshot.clone();
         self.installing = Some(crate::task::Owned::spawn(async move {
+            let started = Instant::now();
             let outcome = receive(store, &request, data, idle).await;
+            received.record(crate::metrics::seconds(started.elapsed()));
             let _ = events.send(Event::SnapshotReceived { term, outcome, respond }).await;
         }));
     }
@@ -205,7 +209,7 @@ impl<F: Fsm> Node<F> {
                 (meta, reader.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner))
             }
             Err(error) => {
-                tracing::warn!(id = %self.id, %error, "receiving a snapshot failed");
+                tracing::warn!(%error, "receiving a snapshot failed");
                 return respond.respond(Err(RpcRejection(error.to_string())));
             }
         };
@@ -237,12 +241,12 @@ impl<F: Fsm> Node<F> {
     ) {
         self.restoring = false;
         if let Err(error) = result {
-            tracing::error!(id = %self.id, %error, index = meta.index, "restoring a received snapshot failed");
+            tracing::error!(%error, index = meta.index, "restoring a received snapshot failed");
             return respond.respond(Err(RpcRejection(error.to_string())));
         }
         self.adopt_snapshot(&meta).await;
         self.note_leader_contact();
-        tracing::info!(id = %self.id, index = meta.index, "installed a snapshot from the leader");
+        tracing::info!(index = meta.index, "installed a snapshot from the leader");
         respond.respond(Ok(InstallSnapshotResponse {
             header: self.header(),
             term: self.current_term,
@@ -256,11 +260,11 @@ impl<F: Fsm> Node<F> {
     /// snapshot covers committed entries only), so the commit index moves up.
     async fn snapshot_is_known(&mut self, index: u64, term: u64) -> bool {
         if index <= self.commit_index {
-            tracing::debug!(id = %self.id, index, commit = self.commit_index, "ignoring a stale snapshot");
+            tracing::debug!(index, commit = self.commit_index, "ignoring a stale snapshot");
             return true;
         }
         if index <= self.last_index && self.term_at(index).await == Ok(Some(term)) {
-            tracing::debug!(id = %self.id, index, "the log already holds the snapshot's last entry");
+            tracing::debug!(index, "the log already holds the snapshot's last entry");
             self.commit_to(index, Vec::new()).await;
             return true;
         }
@@ -317,13 +321,21 @@ async fn take_snapshot<R: Send + 'static>(
     fsm: FsmClient<R>,
     store: Arc<dyn SnapshotStore>,
     last_snapshot: u64,
+    metrics: &crate::metrics::NodeMetrics,
 ) -> Result<SnapshotMeta, RaftError> {
+    let started = Instant::now();
     let capture = fsm.capture().await?;
     if capture.point.index <= last_snapshot {
         return Err(RaftError::NothingNewToSnapshot);
     }
     let inline = store.never_blocks();
-    crate::blocking::run(inline, move || persist(&*store, capture)).await.map_err(|_| RaftError::Shutdown)?
+    let persisting = Instant::now();
+    let meta = crate::blocking::run(inline, move || persist(&*store, capture))
+        .await
+        .map_err(|_| RaftError::Shutdown)??;
+    metrics.snapshot_persist.record(crate::metrics::seconds(persisting.elapsed()));
+    metrics.snapshot_create.record(crate::metrics::seconds(started.elapsed()));
+    Ok(meta)
 }
 
 fn persist(store: &dyn SnapshotStore, capture: Capture) -> Result<SnapshotMeta, RaftError> {

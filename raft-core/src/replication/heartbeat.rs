@@ -106,6 +106,9 @@ async fn answered_ok(
     answer: Option<Result<crate::AppendEntriesResponse, crate::TransportError>>,
     failures: &mut u32,
 ) -> bool {
+    if answer.is_some() {
+        r.metrics.heartbeat.record(crate::metrics::seconds(sent.elapsed()));
+    }
     match answer {
         Some(Ok(response)) if response.term > r.term => {
             r.report(Event::HigherTerm { term: response.term }).await;
