@@ -540,6 +540,12 @@ impl<F: Fsm> Raft<F> {
     ///
     /// This is an operator's tool for disaster recovery. Commands in flight
     /// on the leader fail with [`RaftError::LeadershipLost`] and are lost.
+    /// The restore takes effect on this node at once, before a quorum holds
+    /// it: if the node loses leadership before its followers have installed
+    /// it, a later leader may not have it, and this node then refuses that
+    /// leader's entries (it never acknowledges entries it does not hold);
+    /// remove it, clear its data and add it back. Restore on a quiet, healthy
+    /// cluster, and check that the no-op after it commits (e.g. `barrier`).
     ///
     /// # Example
     ///

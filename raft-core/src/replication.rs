@@ -337,6 +337,18 @@ async fn replicate(mut r: Replication, mut next_index: u64) {
                         }
                     }
                 }
+                Outcome::Conflict { conflict_index, last_log } if conflict_index > next_index => {
+                    // The follower's snapshot ends past what we sent: resend
+                    // from just after it, so the request shows its last
+                    // entry (or from our own end, if our log is shorter).
+                    // A follower that keeps refusing this way holds a
+                    // snapshot our log disagrees with: back off, or the two
+                    // would trade requests and refusals without pause.
+                    let ours = r.last_index.borrow().saturating_add(1);
+                    next_index = conflict_index.min(last_log.saturating_add(1)).min(ours).max(1);
+                    failures += 1;
+                    r.back_off(backoff(failures, r.heartbeat_interval / 4)).await;
+                }
                 Outcome::Conflict { conflict_index, last_log } => {
                     next_index = next_index_after_conflict(next_index, conflict_index)
                         .min(last_log.saturating_add(1))

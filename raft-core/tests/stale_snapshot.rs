@@ -191,3 +191,45 @@ async fn a_snapshot_the_follower_already_holds_changes_nothing() {
     assert!(violations.is_empty(), "{violations:?}");
     raft.shutdown().await.expect("shutdown");
 }
+
+/// Found by the simulator (seed 4658): a follower whose snapshot holds
+/// entries no later leader has (a user restore that never committed)
+/// acknowledged that leader's entries "inside" the snapshot without storing
+/// them, and was counted toward committing them. A request inside the
+/// snapshot now matches only if it shows the snapshot's last entry with the
+/// snapshot's term.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_inside_a_snapshot_match_only_through_its_last_entry() {
+    let report = Arc::new(Report::default());
+    let fsm = IndexFsm { node: 0, last: 0, report: report.clone() };
+    let (raft, probe, _network) =
+        support::lone_follower(fsm, MemLogStore::new(), support::config("node-0")).await;
+    let node = addr(0);
+    let configuration = raft.get_configuration().1;
+    // The follower holds a snapshot through index 30, term 2.
+    let installed = probe.install(&node, 2, (30, 2), configuration, 30u64.to_le_bytes().to_vec()).await;
+    assert!(installed.expect("install").success);
+    assert_eq!(raft.last_index(), 30);
+
+    // A later leader whose request ends before index 30 cannot show that it
+    // holds the snapshot's entries: refused, with a hint to resend after it.
+    let short = probe.append(&node, 3, (20, 2), support::commands(21, 22, 3), 22).await;
+    assert!(!short.success, "entries inside an unverified snapshot were acknowledged: {short:?}");
+    assert_eq!(short.conflict_index, 31);
+    // One that shows another term at index 30 disagrees with the snapshot.
+    let other = probe.append(&node, 3, (25, 2), support::commands(26, 31, 3), 31).await;
+    assert!(!other.success, "a log that disagrees with the snapshot was acknowledged: {other:?}");
+    assert_eq!(raft.last_index(), 30, "nothing was stored");
+    // One that shows index 30 at term 2 matches, and its entries after it are stored.
+    let mut entries = support::commands(26, 30, 2);
+    entries.extend(support::commands(31, 32, 3));
+    let good = probe.append(&node, 3, (25, 2), entries, 32).await;
+    assert!(good.success, "{good:?}");
+    assert_eq!(raft.last_index(), 32);
+    // After the snapshot, the ordinary check applies.
+    let at = probe.append(&node, 3, (32, 3), support::commands(33, 33, 3), 33).await;
+    assert!(at.success, "{at:?}");
+    let violations = report.violations.lock().expect("lock").clone();
+    assert!(violations.is_empty(), "{violations:?}");
+    raft.shutdown().await.expect("shutdown");
+}

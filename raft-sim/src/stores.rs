@@ -21,6 +21,9 @@ pub struct SimLogStore {
     commit_index: Mutex<u64>,
 }
 
+/// The message of every write the simulation fails on purpose.
+pub const INJECTED_FAILURE: &str = "the simulation failed this write";
+
 impl SimLogStore {
     /// Makes the next `count` writes fail with an I/O error.
     pub fn fail_next_writes(&self, count: u32) {
@@ -51,7 +54,7 @@ impl SimLogStore {
         let failing = self.failing.load(Ordering::SeqCst);
         if failing > 0 {
             self.failing.store(failing - 1, Ordering::SeqCst);
-            return Err(StoreError::Io(std::io::Error::other("the simulation failed this write")));
+            return Err(StoreError::Io(std::io::Error::other(INJECTED_FAILURE)));
         }
         Ok(())
     }

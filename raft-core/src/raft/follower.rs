@@ -130,6 +130,10 @@ impl<F: Fsm> Node<F> {
             response.no_retry_backoff = true;
             return (response, None);
         }
+        if let Some(refused) = self.check_below_snapshot(&request) {
+            response.conflict_index = refused;
+            return (response, None);
+        }
         if request.prev_log_index > 0 {
             match self.check_previous(request.prev_log_index, request.prev_log_term).await {
                 Ok(true) => {}
@@ -180,6 +184,44 @@ impl<F: Fsm> Node<F> {
     async fn settle_storage_events(&mut self) {
         while let Some(event) = self.storage.take_event() {
             self.handle_event(event).await;
+        }
+    }
+
+    /// A request whose `prev_log_index` lies inside this node's snapshot
+    /// matches only if the leader's log holds the snapshot's last entry
+    /// (index and term): by log matching, everything before it agrees too.
+    /// A request that ends before that entry cannot show it, and is refused
+    /// with a hint to resend from just after the snapshot (the answer is
+    /// `Some(next index)`).
+    ///
+    /// Trusting any index inside the snapshot would be right if every
+    /// snapshot held only committed entries. A user restore breaks that: a
+    /// leader that restores a backup and loses leadership before a quorum
+    /// has it holds a snapshot no leader after it has, and acknowledging a
+    /// later leader's entries "inside" it counted this node for entries it
+    /// never stored (found by the simulator, seed 4658: committed entries
+    /// lost).
+    fn check_below_snapshot(&self, request: &AppendEntriesRequest) -> Option<u64> {
+        let snapshot = self.snapshot_index;
+        if snapshot == 0
+            || request.prev_log_index >= snapshot
+            || (request.prev_log_index == 0 && request.entries.is_empty())
+        {
+            return None;
+        }
+        match request.entries.iter().find(|entry| entry.index == snapshot) {
+            Some(entry) if entry.term == self.snapshot_term => None,
+            Some(entry) => {
+                tracing::warn!(
+                    index = snapshot,
+                    ours = self.snapshot_term,
+                    leader = entry.term,
+                    "the leader's log disagrees with this node's snapshot (a restore that never committed?); \
+                     this node cannot follow it: remove it, clear its data and add it back"
+                );
+                Some(snapshot + 1)
+            }
+            None => Some(snapshot + 1),
         }
     }
 
