@@ -1,4 +1,19 @@
-//! raft-kit: the replicated key-value service example.
+//! raftkv: a replicated key-value service built only on raft-kit's public
+//! API — the service the README runs, and a template to copy.
 //!
-//! **Not built yet.** This crate is a placeholder in the workspace so that the
-//! crate map is complete; it has no API. It lands with the raftkv work.
+//! - [`fsm`]: the replicated state (keys, node HTTP addresses, request ids).
+//! - [`config`]: `serve`'s settings (TOML file and flags).
+//! - [`node`]: the data directory, the store, the transport, the `Raft`.
+//! - [`http`]: the HTTP API (axum); [`serve`]: a node and its API.
+//! - [`client`]: an HTTP client for the API.
+//! - [`demo`], [`bench`](mod@bench), [`inspect`]: the other subcommands.
+
+pub mod bench;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod fsm;
+pub mod http;
+pub mod inspect;
+pub mod node;
+pub mod serve;

@@ -1,0 +1,145 @@
+//! `raftkv serve`: a node and its HTTP API, until Ctrl-C or SIGTERM.
+
+use crate::config::ServeConfig;
+use crate::fsm::Command;
+use crate::http::{AppState, JoinRequest, router};
+use crate::node::{self, StartError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why `serve` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The node did not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The HTTP address could not be bound.
+    #[error("binding the HTTP address {addr}: {error}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Joining the cluster through `--join` failed.
+    #[error("joining through {via}: {reason}")]
+    Join {
+        /// The node asked.
+        via: String,
+        /// Why.
+        reason: String,
+    },
+    /// The HTTP server failed.
+    #[error("HTTP server: {0}")]
+    Http(std::io::Error),
+}
+
+/// Runs a node until Ctrl-C or SIGTERM.
+pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let started = node::start(&config).await?;
+    let http_addr = config.http_addr.expect("checked by start");
+    let listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .map_err(|error| ServeError::Bind { addr: http_addr, error })?;
+    let advertised =
+        listener.local_addr().map_err(|error| ServeError::Bind { addr: http_addr, error })?.to_string();
+    let state = Arc::new(AppState {
+        raft: started.raft.clone(),
+        fsm: started.fsm.clone(),
+        http_addr: advertised.clone(),
+        client: reqwest::Client::new(),
+        max_key_bytes: config.max_key_bytes,
+        max_value_bytes: config.max_value_bytes,
+        timeout: config.request_timeout,
+        metrics,
+    });
+    tracing::info!(id = %config.id, raft = %started.raft.local_addr(), http = %advertised, "raftkv node serving");
+    let registrar = tokio::spawn(register_when_leading(state.clone()));
+    let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(stop_signal());
+    let joined = async {
+        match (&config.join, started.had_state) {
+            (Some(via), false) => join(&state, via, &config).await,
+            _ => Ok(()),
+        }
+    };
+    let (served, joined) = tokio::join!(server, joined);
+    registrar.abort();
+    let _ = started.raft.shutdown().await;
+    joined?;
+    served.map_err(ServeError::Http)
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler installs");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("stopping");
+}
+
+/// Whenever this node leads and the cluster does not know its HTTP address
+/// (the bootstrap node; a node restarted on another port), records it.
+async fn register_when_leading(state: Arc<AppState>) {
+    let mut status = state.raft.watch_status();
+    loop {
+        let leads = status.borrow_and_update().state == raft_kit::RaftState::Leader;
+        let id = state.raft.id().to_string();
+        let known = state.fsm.read().http_addrs.get(&id) == Some(&state.http_addr);
+        if leads && !known {
+            let command = Command::Register { id, http_addr: state.http_addr.clone() };
+            if state.raft.apply(command.encode(), state.timeout).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            continue;
+        }
+        if status.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Asks the node at `via` to add this one, retrying for up to 30 s.
+async fn join(state: &AppState, via: &str, config: &ServeConfig) -> Result<(), ServeError> {
+    let request = JoinRequest {
+        id: config.id.clone(),
+        raft_addr: state.raft.local_addr().to_string(),
+        http_addr: state.http_addr.clone(),
+        voter: true,
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = state
+            .client
+            .post(format!("http://{via}/cluster/join"))
+            .json(&request)
+            .timeout(config.request_timeout + Duration::from_secs(2))
+            .send()
+            .await;
+        let reason = match answer {
+            Ok(answer) if answer.status().is_success() => {
+                tracing::info!(via, "joined the cluster");
+                return Ok(());
+            }
+            // 409: another change is under way; anything else 4xx is final.
+            Ok(answer) if answer.status().is_client_error() && answer.status().as_u16() != 409 => {
+                let text = answer.text().await.unwrap_or_default();
+                return Err(ServeError::Join { via: via.into(), reason: text });
+            }
+            Ok(answer) => format!("{}: {}", answer.status(), answer.text().await.unwrap_or_default()),
+            Err(error) => error.to_string(),
+        };
+        if tokio::time::Instant::now() > deadline {
+            return Err(ServeError::Join { via: via.into(), reason });
+        }
+        tracing::debug!(via, %reason, "join not done yet; retrying");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
