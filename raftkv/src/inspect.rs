@@ -58,10 +58,14 @@ pub fn inspect(dir: &Path) -> Result<String, InspectError> {
     match identity.store.as_str() {
         "lmdb" => {
             let store = LmdbStore::open(dir.join("raft")).map_err(|e| live_or(dir, e))?;
+            let _ =
+                writeln!(out, "format version: {} (checked on open)", raft_kit::store::lmdb::FORMAT_VERSION);
             report_store(&mut out, &store, &store)?;
         }
         "redb" => {
             let store = RedbStore::open(dir.join("raft.redb")).map_err(|e| live_or(dir, e))?;
+            let _ =
+                writeln!(out, "format version: {} (checked on open)", raft_kit::store::redb::FORMAT_VERSION);
             report_store(&mut out, &store, &store)?;
         }
         _ => {

@@ -226,7 +226,9 @@ async fn a_node_refuses_a_data_directory_that_is_not_its_own_and_inspect_reads_a
     let report = String::from_utf8_lossy(&stopped.stdout);
     assert!(stopped.status.success(), "{stopped:?}");
     assert!(
-        report.contains("node node-1 of cluster raftkv") && report.contains("latest configuration"),
+        report.contains("node node-1 of cluster raftkv")
+            && report.contains("format version: 1")
+            && report.contains("latest configuration"),
         "{report}"
     );
 
