@@ -149,14 +149,17 @@ fn verify<S: LogStore + StableStore>(store: &S, acked: &Acked, checked_through: 
         "round {round}: acknowledged index {} lost, last is {last}",
         acked.last_index
     );
-    assert!(first >= 1 && first <= last, "round {round}: bounds {first}..={last}");
+    // A child killed before its first write (a loaded machine can take
+    // longer than the kill delay to start one) leaves an empty store.
+    let empty = first == 0 && last == 0;
+    assert!(empty || (first >= 1 && first <= last), "round {round}: bounds {first}..={last}");
     let step = (checked_through.saturating_sub(first) / 200).max(1) as usize;
     for index in (first..checked_through.min(last)).step_by(step) {
         let log = store.get_log(index).expect("get_log");
         assert_eq!(log, Some(entry(index)), "round {round}: older entry {index} differs or is missing");
     }
     let mut next = first.max(checked_through);
-    while next <= last {
+    while !empty && next <= last {
         let logs = store.get_logs(next, last, 1 << 20).expect("get_logs");
         assert!(!logs.is_empty(), "round {round}: entry {next} missing inside {first}..={last}");
         for log in &logs {

@@ -199,7 +199,7 @@ impl<F: Fsm> Raft<F> {
         // threads log carries this span: which node said it.
         let span = tracing::info_span!("raft", node = %config.local_id);
         let storage = span
-            .in_scope(|| Storage::start(log.clone(), events_tx.clone(), config.max_append_entries))
+            .in_scope(|| Storage::start(log.clone(), events_tx.clone(), crate::storage::MERGE_BYTES))
             .map_err(io_error)?;
         let metrics = crate::metrics::NodeMetrics::new(config.local_id.as_str());
         let settings = crate::fsm::runner::RunnerSettings {
@@ -528,24 +528,35 @@ impl<F: Fsm> Raft<F> {
     }
 
     /// Replaces the whole cluster's state with a snapshot from elsewhere (a
-    /// backup), as hashicorp/raft's `Restore`, on the leader: the state read
-    /// from `snapshot` (`meta.size` bytes) is stored as a new snapshot,
-    /// restored into the FSM, and the log restarts after it; followers catch
-    /// up by installing it. The new snapshot gets this cluster's term and
-    /// configuration, and, as in hashicorp/raft, the index after the larger
-    /// of this log's last index and `meta.index`, so indexes never go back
-    /// for the FSM nor for the log; a no-op entry follows it. The rest of
-    /// `meta` (besides `size` and `version`) is not used. Returns the index
-    /// the snapshot stands at.
+    /// backup), as hashicorp/raft's `Restore`, on the leader. The backup
+    /// (`meta.size` bytes read from `snapshot`, which must be the FSM's own
+    /// snapshot format) is cut into [`LogKind::Restore`] entries of up to
+    /// 1 MiB each, appended together, and replicated and committed like any
+    /// write; when the last one applies, every node's FSM is restored from
+    /// the backup ([`Fsm::restore`]) at that same index. Entries before it
+    /// apply first, entries after it apply to the restored state. Returns
+    /// the index of the last piece, once this leader has applied it.
     ///
-    /// This is an operator's tool for disaster recovery. Commands in flight
-    /// on the leader fail with [`RaftError::LeadershipLost`] and are lost.
-    /// The restore takes effect on this node at once, before a quorum holds
-    /// it: if the node loses leadership before its followers have installed
-    /// it, a later leader may not have it, and this node then refuses that
-    /// leader's entries (it never acknowledges entries it does not hold);
-    /// remove it, clear its data and add it back. Restore on a quiet, healthy
-    /// cluster, and check that the no-op after it commits (e.g. `barrier`).
+    /// Because the restore commits through the log, a failure takes effect
+    /// nowhere or everywhere: if this node loses leadership before a quorum
+    /// holds every piece, the answer is [`RaftError::LeadershipLost`] (or
+    /// [`RaftError::Timeout`]) and the restore may or may not commit later,
+    /// exactly as a write; pieces a later leader does not have are dropped
+    /// on every node. A later snapshot holds the restored state, so the log
+    /// space the pieces take is given back by the next compaction.
+    ///
+    /// Only `meta.size` and `meta.version` are used: the restored state
+    /// stands at this log's index, not at the backup's, so an FSM that keeps
+    /// an applied index should take it from the entries it applies. The
+    /// backup is held in memory while it is appended.
+    ///
+    /// Errors: [`RaftError::NotLeader`] on a follower (nothing appended), a
+    /// [`SnapshotError`](crate::SnapshotError) when the reader fails or holds
+    /// other than `meta.size` bytes, or when `meta.version` is not
+    /// [`SNAPSHOT_VERSION`](crate::SNAPSHOT_VERSION); [`RaftError::Fsm`] when
+    /// the FSM refuses the backup as it applies (on every node alike, as the
+    /// bytes are the same; the FSM's state is then whatever its `restore`
+    /// left).
     ///
     /// # Example
     ///
@@ -583,8 +594,14 @@ impl<F: Fsm> Raft<F> {
                 version: meta.version,
             }));
         }
-        let (size, floor) = (meta.size, meta.index);
-        self.request(|reply| Request::Restore { size, floor, reader: snapshot, reply }, Some(timeout)).await
+        let (size, id) = (meta.size, meta.id.clone());
+        // The reader may block; a current-thread runtime (a simulation) has
+        // no other thread to move it to.
+        let backup = crate::blocking::in_place(|| crate::fsm::restore::read_backup(snapshot, size, &id))?;
+        let pieces = crate::fsm::restore::pieces(&backup);
+        drop(backup);
+        let applied = self.request(|reply| Request::Restore { pieces, reply }, Some(timeout)).await?;
+        Ok(applied.index)
     }
 
     /// This node's role.

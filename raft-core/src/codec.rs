@@ -125,6 +125,7 @@ fn kind_tag(kind: LogKind) -> u8 {
         LogKind::Noop => 2,
         LogKind::Barrier => 3,
         LogKind::Configuration => 4,
+        LogKind::Restore => 5,
     }
 }
 
@@ -387,6 +388,7 @@ impl Reader {
             2 => LogKind::Noop,
             3 => LogKind::Barrier,
             4 => LogKind::Configuration,
+            5 => LogKind::Restore,
             other => return Err(DecodeError::UnknownLogKind(other)),
         };
         let data = self.bytes("log.data")?;

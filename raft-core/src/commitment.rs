@@ -49,13 +49,6 @@ impl Commitment {
             .collect();
     }
 
-    /// Moves the commit index to `index` without a quorum count: the log
-    /// before it was replaced by a snapshot the user restored.
-    pub(crate) fn force_commit(&mut self, index: u64) {
-        self.commit_index = self.commit_index.max(index);
-        self.start_index = self.start_index.max(index + 1);
-    }
-
     /// Re-derives the commit index (after a voter change). Returns it if it advanced.
     pub(crate) fn recalculate(&mut self) -> Option<u64> {
         let mut matches: Vec<u64> = self.match_indexes.values().copied().collect();

@@ -95,8 +95,11 @@ pub struct Config {
     /// timing envelope above). At most `heartbeat_timeout`.
     #[cfg_attr(feature = "serde", serde(with = "crate::serde_duration"))]
     pub leader_lease_timeout: Duration,
-    /// The most entries sent in one AppendEntries, and written in one
-    /// group-committed `store_logs` call.
+    /// The most entries sent in one AppendEntries, and taken from the queue
+    /// of `apply` calls into one append on the leader. The storage thread
+    /// merges appends queued behind one another into one `store_logs` call
+    /// of up to 8 MiB, whatever this is, so group commits keep growing with
+    /// the load.
     pub max_append_entries: usize,
     /// Hand committed commands to [`Fsm::apply_batch`](crate::Fsm::apply_batch)
     /// in batches rather than one [`Fsm::apply`](crate::Fsm::apply) each.

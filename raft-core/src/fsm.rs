@@ -55,7 +55,11 @@ pub trait Fsm: Send + 'static {
     /// on another thread while further commands are applied.
     fn snapshot(&mut self) -> Result<Box<dyn FsmSnapshot>, FsmError>;
 
-    /// Replaces the whole state with a snapshot's.
+    /// Replaces the whole state with a snapshot's: one this node's store
+    /// holds (on start), one installed from the leader, or a user's backup
+    /// where its restore entries commit ([`Raft::restore`](crate::Raft::restore);
+    /// the state then stands at the index of the restore's last entry, and
+    /// the entries after it follow).
     fn restore(&mut self, snapshot: SnapshotReader) -> Result<(), FsmError>;
 
     /// Whether [`apply`](Self::apply), [`apply_batch`](Self::apply_batch) and
@@ -88,4 +92,5 @@ pub trait FsmSnapshot: Send + 'static {
     fn release(&mut self) {}
 }
 
+pub(crate) mod restore;
 pub(crate) mod runner;

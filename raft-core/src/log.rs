@@ -15,11 +15,17 @@ pub enum LogKind {
     Barrier,
     /// A new cluster [`Configuration`](crate::Configuration), encoded by the codec.
     Configuration,
+    /// A piece of a user's restore ([`Raft::restore`](crate::Raft::restore)):
+    /// the pieces of one restore are consecutive entries, and when the last
+    /// one applies, the FSM's state is replaced by their bytes. Not given to
+    /// the FSM as a command.
+    Restore,
 }
 
 impl LogKind {
     /// Every kind, in wire-tag order.
-    pub const ALL: [LogKind; 4] = [LogKind::Command, LogKind::Noop, LogKind::Barrier, LogKind::Configuration];
+    pub const ALL: [LogKind; 5] =
+        [LogKind::Command, LogKind::Noop, LogKind::Barrier, LogKind::Configuration, LogKind::Restore];
 }
 
 /// One entry of the replicated log.

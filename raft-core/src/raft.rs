@@ -105,12 +105,10 @@ pub(crate) enum Request<R> {
         target: Option<(ServerId, ServerAddress)>,
         reply: oneshot::Sender<Result<(), RaftError>>,
     },
+    /// A user's restore: the data of its pieces, appended together.
     Restore {
-        size: u64,
-        /// The restored snapshot's own index: the new one stands past it.
-        floor: u64,
-        reader: crate::SnapshotReader,
-        reply: oneshot::Sender<Result<u64, RaftError>>,
+        pieces: Vec<Bytes>,
+        reply: ApplyReply<R>,
     },
 }
 

@@ -189,6 +189,7 @@ pub fn recover_cluster<F: Fsm>(
         }
         .into());
     }
+    let mut gatherer = crate::fsm::restore::Gatherer::default();
     while index < last {
         let batch = logs.get_logs(index + 1, last, SCAN_BYTES_MAX)?;
         if batch.first().map(|l| l.index) != Some(index + 1) {
@@ -198,8 +199,7 @@ pub fn recover_cluster<F: Fsm>(
             }
             .into());
         }
-        let commands: Vec<_> = batch.iter().filter(|l| l.kind == LogKind::Command).cloned().collect();
-        fsm.apply_batch(&commands);
+        apply_in_order(fsm, &batch, &mut gatherer)?;
         if let Some(tail) = batch.last() {
             (index, term) = (tail.index, tail.term);
         }
@@ -224,5 +224,25 @@ pub fn recover_cluster<F: Fsm>(
     if term > current {
         stable.set_u64(KEY_CURRENT_TERM, term)?;
     }
+    Ok(())
+}
+
+/// Applies a batch of entries as the node would: commands in batches, and a
+/// user's restore where its last piece stands.
+fn apply_in_order<F: Fsm>(
+    fsm: &mut F,
+    batch: &[crate::Log],
+    gatherer: &mut crate::fsm::restore::Gatherer,
+) -> Result<(), RaftError> {
+    let mut commands = Vec::new();
+    for log in batch {
+        if let crate::fsm::restore::Step::Complete(backup) = gatherer.take(log) {
+            fsm.apply_batch(&std::mem::take(&mut commands));
+            fsm.restore(Box::new(std::io::Cursor::new(backup)))?;
+        } else if log.kind == LogKind::Command {
+            commands.push(log.clone());
+        }
+    }
+    fsm.apply_batch(&commands);
     Ok(())
 }

@@ -399,11 +399,16 @@ async fn pipeline(
     };
     // What is in flight, oldest first: (prev index, entry count, sent at, deadline).
     let mut inflight: VecDeque<(u64, u64, Instant, Instant)> = VecDeque::new();
+    // Set when `commit_timeout` passes without a request: the next one goes
+    // even if it carries nothing new, so a follower that restarted (and
+    // lost the commit index it had not stored) learns it again.
+    let mut idle = false;
     loop {
         let last = *r.last_index.borrow_and_update();
         let commit = *r.commit_index.borrow_and_update();
         let room = inflight.len() < r.max_inflight;
-        if room && (next_index <= last || (commit > sent_commit && inflight.is_empty())) {
+        if room && (next_index <= last || ((commit > sent_commit || idle) && inflight.is_empty())) {
+            idle = false;
             let Some(request) = r.request(next_index, last, commit).await else { break };
             let (prev, count) = (request.prev_log_index, request.entries.len() as u64);
             let bytes = request.entries.iter().map(crate::Log::payload_size).sum();
@@ -444,7 +449,7 @@ async fn pipeline(
             }
             changed = r.last_index.changed() => if changed.is_err() { return None },
             changed = r.commit_index.changed() => if changed.is_err() { return None },
-            () = tokio::time::sleep(r.commit_timeout) => {}
+            () = tokio::time::sleep(r.commit_timeout) => idle = true,
         }
     }
     // Resume after what was sent, not after what was acknowledged: a lost

@@ -36,6 +36,15 @@ use tokio::time::Instant;
 /// How many operations may wait for the worker before submitters wait too.
 const QUEUE_DEPTH: usize = 256;
 
+/// How large one merged `store_logs` call grows, in payload bytes plus
+/// [`ENTRY_OVERHEAD`] per entry: appends queued behind one another are
+/// written together up to this, however many entries they hold.
+pub(crate) const MERGE_BYTES: u64 = 8 << 20;
+
+/// What an entry counts for in [`MERGE_BYTES`] besides its payload (its
+/// index, term and framing), so that many empty entries still make a batch.
+const ENTRY_OVERHEAD: u64 = 32;
+
 /// Told to a follower waiting on its own write.
 pub(crate) type WriteDone = oneshot::Sender<Result<(), Arc<StoreError>>>;
 
@@ -98,12 +107,13 @@ enum Mode {
 
 impl Storage {
     /// Starts the worker thread, or none for a store whose writes never
-    /// block. `max_batch` bounds how many entries one grouped `store_logs`
-    /// call carries.
+    /// block. The worker merges queued appends into one `store_logs` call
+    /// until it carries `merge_bytes` ([`MERGE_BYTES`] in the node), so
+    /// batches grow with the load instead of stopping at an entry count.
     pub(crate) fn start(
         log: Arc<LogCache>,
         events: mpsc::Sender<Event>,
-        max_batch: usize,
+        merge_bytes: u64,
     ) -> std::io::Result<Self> {
         let busy_since = Arc::new(AtomicU64::new(0));
         let epoch = Instant::now();
@@ -120,7 +130,7 @@ impl Storage {
             rx,
             busy_since: busy,
             epoch,
-            max_batch,
+            merge_bytes,
             stash: None,
             progress: progress_tx,
         };
@@ -143,7 +153,7 @@ impl Storage {
             Mode::Thread { ops, .. } => ops.send(queued).await.map_err(|_| StoreError::Closed),
             Mode::Inline { log, progress, events } => {
                 let failures = progress.borrow().failures;
-                let outcome = perform(log, queued, failures, |_| None, usize::MAX);
+                let outcome = perform(log, queued, failures, |_| None, u64::MAX);
                 events.extend(settle(log, progress, outcome));
                 Ok(())
             }
@@ -203,7 +213,7 @@ struct Worker {
     rx: mpsc::Receiver<Queued>,
     busy_since: Arc<AtomicU64>,
     epoch: Instant,
-    max_batch: usize,
+    merge_bytes: u64,
     /// An operation taken from the queue while grouping that did not fit the group.
     stash: Option<Queued>,
     progress: watch::Sender<Progress>,
@@ -243,7 +253,7 @@ impl Worker {
                     }
                     Err(_) => None,
                 },
-                self.max_batch,
+                self.merge_bytes,
             );
             self.busy_since.store(0, Ordering::Release);
             if let Some(event) = settle(&self.log, &self.progress, outcome) {
@@ -256,13 +266,14 @@ impl Worker {
 /// Performs one operation, unless `failures` (so far) is past the fence it
 /// was submitted under. An append takes along every append `more` hands over
 /// that continues it (`more` is given the test; their fences are no lower),
-/// up to `max_batch` entries, and writes them in one call.
+/// until the batch holds `merge_bytes` (payloads plus [`ENTRY_OVERHEAD`]
+/// per entry), and writes them in one call.
 fn perform(
     log: &LogCache,
     queued: Queued,
     failures: u64,
     mut more: impl FnMut(&dyn Fn(&StorageOp) -> bool) -> Option<StorageOp>,
-    max_batch: usize,
+    merge_bytes: u64,
 ) -> Outcome {
     let Queued { op, fence } = queued;
     let seq = op.seq();
@@ -280,7 +291,9 @@ fn perform(
         StorageOp::Append { mut logs, mut commit_index, done, clear, .. } => {
             let mut dones: Vec<WriteDone> = done.into_iter().collect();
             let mut seq = seq;
-            while logs.len() < max_batch {
+            let size = |logs: &[Log]| logs.iter().map(|l| l.payload_size() + ENTRY_OVERHEAD).sum::<u64>();
+            let mut bytes = size(&logs);
+            while bytes < merge_bytes {
                 let next_index = logs.last().map(|l| l.index + 1);
                 let continues = |op: &StorageOp| matches!(op, StorageOp::Append { logs: more, clear: false, .. } if more.first().map(|l| l.index) == next_index);
                 let Some(StorageOp::Append { seq: next_seq, logs: rest, commit_index: commit, done, .. }) =
@@ -288,6 +301,7 @@ fn perform(
                 else {
                     break;
                 };
+                bytes += size(&rest);
                 logs.extend(rest);
                 commit_index = commit_index.max(commit);
                 dones.extend(done);
@@ -387,7 +401,7 @@ mod tests {
         let store = Arc::new(VecStore { logs: Mutex::default(), never_blocks, refuse_from: 9 });
         let log = Arc::new(LogCache::new(store.clone(), 16));
         let (events_tx, mut events_rx) = mpsc::channel(16);
-        let mut storage = Storage::start(log, events_tx, 64).expect("start");
+        let mut storage = Storage::start(log, events_tx, 1 << 20).expect("start");
         let ops = vec![
             append(1, 1..=3, 1),
             append(2, 4..=5, 1),
@@ -444,6 +458,7 @@ mod tests {
             let store = Arc::new(VecStore { logs: Mutex::default(), never_blocks, refuse_from: 4 });
             let log = Arc::new(LogCache::new(store.clone(), 16));
             let (events_tx, mut events_rx) = mpsc::channel(16);
+            // One byte: no append is merged with another.
             let mut storage = Storage::start(log, events_tx, 1).expect("start");
             for op in [append(1, 1..=3, 1), append(2, 4..=5, 1), append(3, 6..=7, 1)] {
                 storage.submit(op).await.expect("submit");

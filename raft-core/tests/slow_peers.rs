@@ -8,6 +8,8 @@
 mod support;
 
 use raft_core::*;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use support::*;
 use tokio::time::Instant;
@@ -43,12 +45,19 @@ async fn a_reconnected_follower_applies_new_commands_within_a_few_heartbeats() {
     cluster.shutdown().await;
 }
 
-/// A 3-node cluster whose transports hold back heartbeat answers.
-async fn late_cluster(every: u64, delay: Duration) -> (Vec<Raft<SumFsm>>, InmemNetwork) {
+/// A 3-node cluster whose transports hold back heartbeat answers (and, once
+/// the flag returned is set, every answer to an AppendEntries without entries).
+async fn late_cluster(every: u64, delay: Duration) -> (Vec<Raft<SumFsm>>, InmemNetwork, Arc<AtomicBool>) {
     let network = InmemNetwork::new(9);
     let mut nodes = Vec::new();
+    let idle_appends_too = Arc::new(AtomicBool::new(false));
     for i in 0..3 {
-        let hook = LateHeartbeats { every, delay, count: Default::default() };
+        let hook = LateHeartbeats {
+            every,
+            delay,
+            count: Default::default(),
+            idle_appends_too: idle_appends_too.clone(),
+        };
         let transport = Hooked { inner: network.transport(addr(i)), hook };
         let raft = Raft::new(
             config(id(i).as_str()),
@@ -63,14 +72,14 @@ async fn late_cluster(every: u64, delay: Duration) -> (Vec<Raft<SumFsm>>, InmemN
         nodes.push(raft);
     }
     nodes[0].bootstrap_cluster(configuration(3)).await.expect("bootstrap");
-    (nodes, network)
+    (nodes, network, idle_appends_too)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn some_late_heartbeat_answers_do_not_cost_the_leader_its_lease() {
     // Every other heartbeat answer comes back a second late: far beyond the
     // 100 ms lease, while the others arrive at once.
-    let (nodes, _network) = late_cluster(2, SECOND).await;
+    let (nodes, _network, _) = late_cluster(2, SECOND).await;
     let leader = wait_for("a leader", SECOND * 5, || nodes.iter().position(|r| r.is_leader())).await;
     nodes[leader].barrier(SECOND).await.expect("barrier");
     let term = nodes[leader].current_term();
@@ -92,10 +101,12 @@ async fn answers_later_than_the_lease_do_not_keep_it() {
     // Every heartbeat answer arrives 300 ms after its request, beyond the
     // 100 ms lease: counted by the time its request left, none renews it,
     // so a leader whose followers only ever answer that late steps down.
-    let (nodes, network) = late_cluster(1, Duration::from_millis(300)).await;
+    let (nodes, network, idle_appends_too) = late_cluster(1, Duration::from_millis(300)).await;
     let leader = wait_for("a leader", SECOND * 5, || nodes.iter().position(|r| r.is_leader())).await;
     nodes[leader].barrier(SECOND).await.expect("barrier");
-    // No more entries: only heartbeats (and their late answers) reach the followers.
+    // No more entries: only heartbeats and the idle leader's commit-index
+    // updates reach the followers, and every answer to them is late.
+    idle_appends_too.store(true, std::sync::atomic::Ordering::SeqCst);
     let steps_down = Instant::now();
     let mut events = nodes[leader].subscribe();
     let stepped = tokio::time::timeout(SECOND * 3, async {

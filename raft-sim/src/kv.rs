@@ -158,10 +158,17 @@ impl Fsm for KvFsm {
     fn restore(&mut self, mut snapshot: SnapshotReader) -> Result<(), FsmError> {
         let mut bytes = Vec::new();
         snapshot.read_to_end(&mut bytes)?;
-        let restored =
+        let mut restored =
             decode_state(Bytes::from(bytes)).ok_or_else(|| FsmError::new("undecodable KV snapshot"))?;
-        self.recorder.restored(self.node, self.incarnation, restored.applied);
-        *lock(&self.state) = restored;
+        let mut state = lock(&self.state);
+        if restored.applied == BACKUP {
+            // A user's backup, restored where its entries commit: the map
+            // is the backup's, the applied index stays this node's own.
+            restored.applied = state.applied;
+        } else {
+            self.recorder.restored(self.node, self.incarnation, restored.applied);
+        }
+        *state = restored;
         Ok(())
     }
 
@@ -178,6 +185,10 @@ impl FsmSnapshot for KvSnapshot {
         Ok(())
     }
 }
+
+/// The applied index a user's backup carries: it stands at no index of its
+/// own (a snapshot taken at index 0 holds no command, so none is taken).
+pub const BACKUP: u64 = u64::MAX;
 
 /// A map as a snapshot (or a user's backup) holds it.
 pub fn encode_state(state: &KvState) -> Vec<u8> {

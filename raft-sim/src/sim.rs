@@ -400,14 +400,11 @@ impl Sim {
     async fn user_restore(&mut self) {
         let Some(leader) = self.cluster.leader() else { return };
         let mut backup = lock(&leader.state).clone();
-        // The restored snapshot stands past this index, where the FSM counts
-        // itself applied after the restore.
-        let floor = leader.raft.last_index() + 1_000;
-        backup.applied = floor + 1;
+        backup.applied = crate::kv::BACKUP;
         let bytes = encode_state(&backup);
         let meta = SnapshotMeta {
             id: "backup".into(),
-            index: floor,
+            index: 0,
             term: 0,
             configuration: Default::default(),
             configuration_index: 0,

@@ -29,8 +29,10 @@ fn reads_from_the_leader_without_read_index_are_found_stale() {
 
 #[test]
 fn a_store_that_loses_its_last_batch_on_restart_is_found() {
+    // Seed 3 found it until idle leaders began sending their commit index
+    // every `commit_timeout`, which changed every schedule; 4 finds it now.
     assert_found(
-        3,
+        4,
         PlantedBugs { store_loses_last_batch: true, ..Default::default() },
         "leader completeness",
     );

@@ -8,6 +8,7 @@
 //! wake the caller's task from it).
 
 use crate::error::RaftError;
+use crate::fsm::restore::{Gatherer, Step};
 use crate::log_cache::LogCache;
 use crate::metrics::FsmMetrics;
 use crate::state::Shared;
@@ -106,8 +107,20 @@ impl<R: Send + 'static> FsmHandle<R> {
         let commit = point.index;
         let in_task = fsm.never_blocks();
         metrics.applied_index.set(point.index as f64);
-        let runner =
-            Runner { fsm, log, shared, applied_tx, point, commit, batch_apply, max_batch, rx, metrics };
+        let runner = Runner {
+            fsm,
+            log,
+            shared,
+            applied_tx,
+            point,
+            commit,
+            batch_apply,
+            max_batch,
+            rx,
+            metrics,
+            gatherer: Gatherer::default(),
+            before_restore: None,
+        };
         let runner = if in_task {
             RunnerHandle::Task(tokio::spawn(tracing::Instrument::in_current_span(runner.run_task())))
         } else {
@@ -176,6 +189,12 @@ struct Runner<F: Fsm> {
     max_batch: usize,
     rx: mpsc::Receiver<FsmOp<F::Response>>,
     metrics: FsmMetrics,
+    /// The pieces of a user's restore under way.
+    gatherer: Gatherer,
+    /// Where the FSM stood when a restore under way began: its state is
+    /// still that point's (the pieces do not touch it), so a capture taken
+    /// meanwhile stands there.
+    before_restore: Option<AppliedPoint>,
 }
 
 /// How the runner applies, and what it measures.
@@ -246,13 +265,14 @@ impl<F: Fsm> Runner<F> {
     }
 
     fn capture(&mut self) -> Result<Capture, RaftError> {
-        if self.point.index == 0 {
+        let point = self.before_restore.as_ref().unwrap_or(&self.point).clone();
+        if point.index == 0 {
             return Err(RaftError::NothingNewToSnapshot);
         }
         let started = std::time::Instant::now();
         let snapshot = self.fsm.snapshot()?;
         self.metrics.snapshot.record(crate::metrics::seconds(started.elapsed()));
-        Ok(Capture { snapshot, point: self.point.clone() })
+        Ok(Capture { snapshot, point })
     }
 
     fn restore(&mut self, meta: SnapshotMeta, reader: SnapshotReader) -> Result<(), RaftError> {
@@ -264,7 +284,7 @@ impl<F: Fsm> Runner<F> {
         }
         let fsm = &mut self.fsm;
         let started = std::time::Instant::now();
-        off_the_runtime(|| fsm.restore(reader))?;
+        crate::blocking::in_place(|| fsm.restore(reader))?;
         self.metrics.restore.record(crate::metrics::seconds(started.elapsed()));
         self.point = AppliedPoint {
             index: meta.index,
@@ -273,6 +293,9 @@ impl<F: Fsm> Runner<F> {
             configuration_index: meta.configuration_index,
         };
         self.commit = self.commit.max(meta.index);
+        // The snapshot holds the outcome of any restore under way.
+        self.gatherer.reset();
+        self.before_restore = None;
         self.publish();
         Ok(())
     }
@@ -298,7 +321,7 @@ impl<F: Fsm> Runner<F> {
         let log = &self.log;
         let batch = match log
             .cached_range(next, last, BATCH_BYTES_MAX)
-            .map_or_else(|| off_the_runtime(|| log.get_range(next, last, BATCH_BYTES_MAX)), Ok)
+            .map_or_else(|| crate::blocking::in_place(|| log.get_range(next, last, BATCH_BYTES_MAX)), Ok)
         {
             Ok(batch) if batch.first().map(|l| l.index) == Some(next) => batch,
             Ok(_) => {
@@ -310,8 +333,59 @@ impl<F: Fsm> Runner<F> {
                 return false;
             }
         };
-        self.apply_batch(&batch, futures);
+        // Restore pieces go one at a time, the entries between them as
+        // batches, in index order.
+        let mut rest = batch.as_slice();
+        while !rest.is_empty() {
+            let pieces = rest.iter().take_while(|log| log.kind == LogKind::Restore).count();
+            if pieces > 0 {
+                let (these, after) = rest.split_at(pieces);
+                these.iter().for_each(|log| self.apply_restore_piece(log, futures));
+                rest = after;
+                continue;
+            }
+            let others = rest.iter().take_while(|log| log.kind != LogKind::Restore).count();
+            let (these, after) = rest.split_at(others);
+            if self.gatherer.take(&these[0]) == Step::Abandoned {
+                tracing::warn!(index = these[0].index, "a restore whose last piece never came is dropped");
+                self.before_restore = None;
+            }
+            self.apply_batch(these, futures);
+            rest = after;
+        }
         self.point.index < self.commit
+    }
+
+    /// Applies one piece of a user's restore; the last one replaces the
+    /// FSM's state and answers the restore's caller.
+    fn apply_restore_piece(&mut self, log: &Log, futures: &mut Futures<F::Response>) {
+        let before = self.point.clone();
+        let outcome = match self.gatherer.take(log) {
+            Step::Began => {
+                self.before_restore = Some(before);
+                None
+            }
+            Step::Complete(backup) => {
+                self.before_restore = None;
+                let fsm = &mut self.fsm;
+                let started = std::time::Instant::now();
+                let restored =
+                    crate::blocking::in_place(|| fsm.restore(Box::new(std::io::Cursor::new(backup))));
+                self.metrics.restore.record(crate::metrics::seconds(started.elapsed()));
+                if let Err(error) = &restored {
+                    tracing::error!(%error, index = log.index, "the FSM refused a user's restore");
+                }
+                Some(restored.map_err(RaftError::from))
+            }
+            Step::Abandoned | Step::None | Step::Gathered => None,
+        };
+        self.point.index = log.index;
+        self.point.term = log.term;
+        self.publish();
+        answer_through(futures, log.index, || match outcome {
+            Some(Err(error)) => Err(error),
+            _ => Ok(Applied { index: log.index, response: None }),
+        });
     }
 
     fn apply_batch(&mut self, batch: &[Log], futures: &mut Futures<F::Response>) {
@@ -358,31 +432,27 @@ impl<F: Fsm> Runner<F> {
         let mut responses = responses.into_iter();
         for log in batch {
             let response = if log.kind == LogKind::Command { responses.next() } else { None };
-            // A future below the entry being applied waited on an entry a
-            // restored snapshot replaced; none should be left, but none may
-            // hold up the ones behind it either.
-            while futures.front().is_some_and(|(index, _)| *index < log.index) {
-                if let Some((_, reply)) = futures.pop_front() {
-                    let _ = reply.send(Err(RaftError::LeadershipLost));
-                }
-            }
-            if futures.front().is_some_and(|(index, _)| *index == log.index)
-                && let Some((_, reply)) = futures.pop_front()
-            {
-                let _ = reply.send(Ok(Applied { index: log.index, response }));
-            }
+            answer_through(futures, log.index, || Ok(Applied { index: log.index, response }));
         }
     }
 }
 
-/// Runs `work`, which may block: as is on the FSM thread; on a task, through
-/// `block_in_place` when the runtime has worker threads to spare, and as is
-/// on a current-thread runtime (which has no other thread to move to).
-fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(work)
+/// Answers the future waiting on the entry at `index`, if one does, with
+/// `outcome`. A future below it waited on an entry a restored snapshot
+/// replaced; none should be left, but none may hold up the ones behind it.
+fn answer_through<R>(
+    futures: &mut Futures<R>,
+    index: u64,
+    outcome: impl FnOnce() -> Result<Applied<R>, RaftError>,
+) {
+    while futures.front().is_some_and(|(waiting, _)| *waiting < index) {
+        if let Some((_, reply)) = futures.pop_front() {
+            let _ = reply.send(Err(RaftError::LeadershipLost));
         }
-        _ => work(),
+    }
+    if futures.front().is_some_and(|(waiting, _)| *waiting == index)
+        && let Some((_, reply)) = futures.pop_front()
+    {
+        let _ = reply.send(outcome());
     }
 }

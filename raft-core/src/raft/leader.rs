@@ -232,37 +232,18 @@ impl<F: Fsm> Node<F> {
                 self.start_change(change, prev_index, timeout, reply).await;
             }
             Request::TransferLeadership { target, reply } => self.start_transfer(target, reply),
-            Request::Restore { size, floor, reader, reply } => {
-                let result = self.leader_restore(size, floor, reader).await;
-                let _ = reply.send(result);
+            Request::Restore { pieces, reply } => {
+                // One dispatch: the pieces are consecutive entries, and the
+                // caller learns the outcome when the last one applies.
+                let mut entries: Vec<Pending<F::Response>> =
+                    pieces.into_iter().map(|data| (LogKind::Restore, data, Bytes::new(), None)).collect();
+                if let Some(last) = entries.last_mut() {
+                    last.3 = Some(reply);
+                }
+                self.dispatch(entries).await;
             }
             apply @ Request::Apply { .. } => fail_request(apply, || RaftError::Shutdown),
         }
-    }
-
-    /// Restores a user's snapshot on this leader, at an index past both our
-    /// log and `floor`, then appends a no-op so the cluster commits past it.
-    async fn leader_restore(
-        &mut self,
-        size: u64,
-        floor: u64,
-        reader: crate::SnapshotReader,
-    ) -> Result<u64, RaftError> {
-        let pending: Vec<_> = match self.leader_state.as_mut() {
-            Some(state) => std::mem::take(&mut state.pending).into_iter().map(|(_, reply)| reply).collect(),
-            None => return Err(RaftError::NotLeader { leader: self.leader.clone() }),
-        };
-        for reply in pending {
-            let _ = reply.send(Err(RaftError::LeadershipLost));
-        }
-        let index = self.user_restore(size, floor, reader).await?;
-        if let Some(state) = self.leader_state.as_mut() {
-            state.commitment.force_commit(index);
-            state.commit_tx.send_replace(index);
-            state.last_index_tx.send_replace(self.last_index);
-        }
-        self.dispatch(vec![(LogKind::Noop, Bytes::new(), Bytes::new(), None)]).await;
-        Ok(index)
     }
 
     /// Starts a leadership check: a round of heartbeats that a quorum must

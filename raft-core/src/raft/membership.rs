@@ -366,7 +366,7 @@ impl<F: Fsm> Node<F> {
     ) -> Option<Request<F::Response>> {
         let transferring = self.leader_state.as_ref().is_some_and(|s| s.transfer.is_some());
         match request {
-            Request::Apply { reply, .. } if transferring => {
+            Request::Apply { reply, .. } | Request::Restore { reply, .. } if transferring => {
                 let _ = reply.send(Err(RaftError::LeadershipTransferInProgress));
                 None
             }

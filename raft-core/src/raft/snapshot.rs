@@ -107,8 +107,8 @@ impl<F: Fsm> Node<F> {
         }
     }
 
-    /// Makes the node's log start after a snapshot it has installed or
-    /// restored: entries after the snapshot are kept if the log agrees with
+    /// Makes the node's log start after a snapshot it has installed:
+    /// entries after the snapshot are kept if the log agrees with
     /// it at its index, otherwise the whole log goes. Only called for a
     /// snapshot past the commit index, so every entry the log loses is
     /// either covered by the snapshot or was never committed.
@@ -271,44 +271,6 @@ impl<F: Fsm> Node<F> {
         false
     }
 
-    /// Replaces the cluster's state with a snapshot the user provides (the
-    /// leader only): stored, restored into the FSM, and the log restarted
-    /// after it, so followers catch up by installing it.
-    pub(super) async fn user_restore(
-        &mut self,
-        size: u64,
-        floor: u64,
-        reader: SnapshotReader,
-    ) -> Result<u64, RaftError> {
-        if floor >= crate::INDEX_MAX {
-            return Err(RaftError::Snapshot(crate::SnapshotError::Corrupt {
-                id: "restore".into(),
-                reason: format!("its index {floor} is above the highest index"),
-            }));
-        }
-        let index = self.last_index.max(floor) + 1;
-        let snapshot = NewSnapshot {
-            version: SNAPSHOT_VERSION,
-            index,
-            term: self.current_term,
-            configuration: self.configurations.latest.clone(),
-            configuration_index: self.configurations.latest_index,
-        };
-        let store = self.snapshots.clone();
-        let inline = store.never_blocks();
-        let meta = crate::blocking::run(inline, move || copy_into(&*store, snapshot, reader, size))
-            .await
-            .map_err(|_| RaftError::Shutdown)??;
-        let store = self.snapshots.clone();
-        let id = meta.id.clone();
-        let (meta, reader) = crate::blocking::run(inline, move || store.open(&id))
-            .await
-            .map_err(|_| RaftError::Shutdown)??;
-        self.fsm.restore(meta.clone(), reader).await?;
-        self.adopt_snapshot(&meta).await;
-        Ok(index)
-    }
-
     pub(super) fn note_leader_contact(&mut self) {
         self.last_leader_contact = Some(Instant::now());
         self.shared.touch_contact();
@@ -361,31 +323,6 @@ fn persist(store: &dyn SnapshotStore, capture: Capture) -> Result<SnapshotMeta, 
         Err(error) => {
             let _ = sink.cancel();
             Err(error.into())
-        }
-    }
-}
-
-/// Copies a user's snapshot of `size` bytes into the store.
-fn copy_into(
-    store: &dyn SnapshotStore,
-    snapshot: NewSnapshot,
-    mut reader: SnapshotReader,
-    size: u64,
-) -> Result<SnapshotMeta, RaftError> {
-    let mut sink = store.create(snapshot)?;
-    let copied = std::io::copy(&mut reader, &mut *sink);
-    match copied {
-        Ok(copied) if copied == size => Ok(sink.close()?),
-        Ok(copied) => {
-            let _ = sink.cancel();
-            Err(RaftError::Snapshot(crate::SnapshotError::Corrupt {
-                id: "restore".into(),
-                reason: format!("the snapshot has {copied} bytes, its meta says {size}"),
-            }))
-        }
-        Err(error) => {
-            let _ = sink.cancel();
-            Err(RaftError::Snapshot(error.into()))
         }
     }
 }

@@ -528,12 +528,15 @@ impl LogStore for FlakyLogStore {
     }
 }
 
-/// Holds back answers to bare heartbeats (empty AppendEntries at index 0):
-/// every `every`-th one to each peer by `delay` (all of them with `every == 1`).
+/// Holds back answers to bare heartbeats (empty AppendEntries at index 0),
+/// and, once `idle_appends_too` is set, to every AppendEntries without
+/// entries (an idle leader's commit-index updates too): every `every`-th one
+/// to each peer by `delay` (all of them with `every == 1`).
 pub struct LateHeartbeats {
     pub every: u64,
     pub delay: Duration,
     pub count: Mutex<std::collections::HashMap<ServerAddress, u64>>,
+    pub idle_appends_too: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppendHook for LateHeartbeats {
@@ -544,7 +547,8 @@ impl AppendHook for LateHeartbeats {
         request: AppendEntriesRequest,
     ) -> BoxFuture<'a, Result<AppendEntriesResponse, TransportError>> {
         Box::pin(async move {
-            let heartbeat = request.entries.is_empty() && request.prev_log_index == 0;
+            let heartbeat = request.entries.is_empty()
+                && (request.prev_log_index == 0 || self.idle_appends_too.load(Ordering::SeqCst));
             let nth = {
                 let mut count = self.count.lock().expect("lock");
                 let n = count.entry(target.clone()).or_insert(0);
