@@ -1,4 +1,4 @@
-//! Store benchmarks: every built-in store against the raw-file baseline,
+//! Store benchmarks: every built-in store against the raw-file baselines,
 //! through the same harness users point at their own stores
 //! (`raft_conformance::bench`):
 //!
@@ -17,6 +17,7 @@ use std::sync::Arc;
 use store_lmdb::LmdbStore;
 use store_mem::{MemLogStore, MemStableStore};
 use store_redb::RedbStore;
+use store_wal::WalStore;
 
 fn stores(c: &mut Criterion) {
     raw_file_baseline(c);
@@ -29,6 +30,11 @@ fn stores(c: &mut Criterion) {
     store_benches(c, "redb", || {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(RedbStore::open(dir.path().join("raft.redb")).expect("redb"));
+        BenchStore::new(store.clone(), store).keeping(dir)
+    });
+    store_benches(c, "wal", || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(WalStore::open(dir.path()).expect("wal"));
         BenchStore::new(store.clone(), store).keeping(dir)
     });
 }

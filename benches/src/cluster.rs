@@ -72,9 +72,23 @@ pub struct Running {
     pub counters: Vec<Arc<AtomicU64>>,
     /// The directory of the durable stores.
     pub dir: tempfile::TempDir,
+    /// The nodes' stores, for `tcp-wal` (to count their syncs).
+    pub wal_stores: Vec<Arc<store_wal::WalStore>>,
 }
 
-/// Starts three nodes of `setup` (`inmem-mem`, `tcp-lmdb` or `tcp-redb`)
+/// CPU time this process has used (user and system), from `/proc/self/stat`;
+/// zero where that file does not exist.
+pub fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // Fields after the command name (which is in parentheses): utime is the
+    // 12th, stime the 13th, in clock ticks of 1/100 s.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |n: usize| fields.get(n).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Starts three nodes of `setup` (`inmem-mem`, `tcp-lmdb`, `tcp-redb` or `tcp-wal`)
 /// and waits up to 10 s for a leader.
 pub async fn start_cluster(setup: &str) -> Result<Running, Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
@@ -92,6 +106,7 @@ pub async fn start_cluster(setup: &str) -> Result<Running, Box<dyn std::error::E
         transports.iter().enumerate().map(|(i, t)| Server::voter(format!("n{i}"), t.local_addr())).collect();
     let mut nodes = Vec::new();
     let mut counters = Vec::new();
+    let mut wal_stores = Vec::new();
     for (i, transport) in transports.into_iter().enumerate() {
         let applied = Arc::new(AtomicU64::new(0));
         let fsm = NoopFsm(applied.clone());
@@ -104,6 +119,11 @@ pub async fn start_cluster(setup: &str) -> Result<Running, Box<dyn std::error::E
             }
             "tcp-redb" => {
                 let store = Arc::new(RedbStore::open(dir.path().join(format!("redb-{i}.redb")))?);
+                Raft::new(config, fsm, store.clone(), store, snapshots, transport).await?
+            }
+            "tcp-wal" => {
+                let store = Arc::new(store_wal::WalStore::open(dir.path().join(format!("wal-{i}")))?);
+                wal_stores.push(store.clone());
                 Raft::new(config, fsm, store.clone(), store, snapshots, transport).await?
             }
             _ => {
@@ -122,7 +142,7 @@ pub async fn start_cluster(setup: &str) -> Result<Running, Box<dyn std::error::E
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    Ok(Running { nodes, counters, dir })
+    Ok(Running { nodes, counters, dir, wal_stores })
 }
 
 /// What a closed-loop run measured.

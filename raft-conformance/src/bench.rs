@@ -77,29 +77,42 @@ pub fn store_benches(c: &mut Criterion, name: &str, mut make: impl FnMut() -> Be
     stable(c, name, &mut make);
 }
 
-/// The raw-file baseline of `store_logs` (`store_logs/raw-file/…`): the
-/// same encoded bytes appended to a plain file, one `fdatasync` per batch.
+/// The raw-file baselines of `store_logs`: the same encoded bytes written
+/// to a plain file with one `fdatasync` per batch — appended to a growing
+/// file (`store_logs/raw-file/…`), and overwriting a preallocated,
+/// zero-filled one (`store_logs/raw-prealloc/…`, where a sync flushes data
+/// only, never the file's size).
 pub fn raw_file_baseline(c: &mut Criterion) {
     let mut group = c.benchmark_group("store_logs");
     group.sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
     for count in BATCHES {
         for payload in PAYLOADS {
             group.throughput(Throughput::Bytes((count * payload) as u64));
-            let dir = tempfile::tempdir().expect("tempdir");
-            let mut raw = RawLog::create(&dir.path().join("raw.log")).expect("raw file");
-            let mut logs = batch(1, count, payload);
-            let mut next = 1;
-            group.bench_function(BenchmarkId::new("raw-file", format!("{count}x{payload}")), |b| {
-                b.iter(|| {
-                    renumber(&mut logs, next);
-                    raw.append(&logs).expect("append");
-                    next += count as u64;
-                })
-            });
+            for name in ["raw-file", "raw-prealloc"] {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().join("raw.log");
+                let mut raw = if name == "raw-file" {
+                    RawLog::create(&path).expect("raw file")
+                } else {
+                    RawLog::preallocated(&path, RAW_PREALLOC_BYTES).expect("raw file")
+                };
+                let mut logs = batch(1, count, payload);
+                let mut next = 1;
+                group.bench_function(BenchmarkId::new(name, format!("{count}x{payload}")), |b| {
+                    b.iter(|| {
+                        renumber(&mut logs, next);
+                        raw.append(&logs).expect("append");
+                        next += count as u64;
+                    })
+                });
+            }
         }
     }
     group.finish();
 }
+
+/// The size of the preallocated baseline file; writes wrap around in it.
+const RAW_PREALLOC_BYTES: u64 = 256 << 20;
 
 fn store_logs(c: &mut Criterion, name: &str, make: &mut dyn FnMut() -> BenchStore) {
     let mut group = c.benchmark_group("store_logs");
@@ -208,27 +221,51 @@ pub fn renumber(batch: &mut [Log], first: u64) {
     }
 }
 
-/// The baseline: an append-only file that takes the bytes a store would
-/// write, with one `fdatasync` per batch — the least a durable log can do.
+/// The baseline: a file that takes the bytes a store would write, with one
+/// `fdatasync` per batch — the least a durable log can do.
 pub struct RawLog {
     file: File,
     buf: Vec<u8>,
+    /// For a preallocated file: its size and where the next write goes.
+    preallocated: Option<(u64, u64)>,
 }
 
 impl RawLog {
-    /// Creates (truncating) the file at `path`.
+    /// Creates (truncating) the file at `path`; batches are appended to it.
     pub fn create(path: &Path) -> std::io::Result<Self> {
         let file = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
-        Ok(Self { file, buf: Vec::new() })
+        Ok(Self { file, buf: Vec::new(), preallocated: None })
     }
 
-    /// Appends the batch, encoded as the stores encode it, and fdatasyncs.
+    /// Creates the file at `path` zero-filled to `size` bytes and synced;
+    /// batches overwrite it from the start, wrapping around at its end.
+    pub fn preallocated(path: &Path, size: u64) -> std::io::Result<Self> {
+        let mut file = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..size.div_ceil(zeros.len() as u64) {
+            file.write_all(&zeros)?;
+        }
+        file.sync_all()?;
+        Ok(Self { file, buf: Vec::new(), preallocated: Some((size, 0)) })
+    }
+
+    /// Writes the batch, encoded as the stores encode it, and fdatasyncs.
     pub fn append(&mut self, logs: &[Log]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
         self.buf.clear();
         for log in logs {
             self.buf.extend_from_slice(&codec::encode_log_with_crc(log));
         }
-        self.file.write_all(&self.buf)?;
+        match &mut self.preallocated {
+            None => self.file.write_all(&self.buf)?,
+            Some((size, at)) => {
+                if *at + self.buf.len() as u64 > *size {
+                    *at = 0;
+                }
+                self.file.write_all_at(&self.buf, *at)?;
+                *at += self.buf.len() as u64;
+            }
+        }
         self.file.sync_data()
     }
 }

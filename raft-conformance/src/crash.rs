@@ -2,20 +2,13 @@
 //! it with SIGKILL at random moments, and after each kill reopens the store
 //! and checks that everything acknowledged survived and the store is whole.
 //!
-//! A store's test file declares two tests: the child, which does nothing
-//! unless [`CHILD_ENV`] is set, and the parent, which re-runs the test binary
-//! with the child's name and that variable:
+//! A store's test file declares the tests with
+//! [`crash_suite!`](crate::crash_suite): a child, which does nothing unless
+//! [`CHILD_ENV`] is set, and the parents, which re-run the test binary with
+//! the child's name and that variable:
 //!
 //! ```ignore
-//! #[test]
-//! fn crash_child() {
-//!     raft_conformance::crash::child(|path| MyStore::open(path).unwrap());
-//! }
-//!
-//! #[test]
-//! fn sigkill_loses_nothing_acknowledged() {
-//!     raft_conformance::crash::kill_rounds("crash_child", 20, |path| MyStore::open(path).unwrap());
-//! }
+//! raft_conformance::crash_suite!(|path: &std::path::Path| MyStore::open(path).unwrap());
 //! ```
 
 use bytes::Bytes;

@@ -295,6 +295,33 @@ macro_rules! log_store_suite {
     };
 }
 
+/// Declares the SIGKILL crash tests of [`crash`] for a durable store, with
+/// `open` a function from a path to the opened store (it may panic):
+/// `crash_child` (the child process; it does nothing in a normal run),
+/// `sigkill_loses_nothing_acknowledged` (20 kills) and the ignored
+/// `sigkill_500_times_loses_nothing_acknowledged` (500; run with `--ignored`).
+#[macro_export]
+macro_rules! crash_suite {
+    ($open:expr $(,)?) => {
+        /// The child process of the crash tests; does nothing in a normal run.
+        #[test]
+        fn crash_child() {
+            $crate::crash::child($open);
+        }
+
+        #[test]
+        fn sigkill_loses_nothing_acknowledged() {
+            $crate::crash::kill_rounds("crash_child", 20, $open);
+        }
+
+        #[test]
+        #[ignore = "long: 500 kills; run with --ignored"]
+        fn sigkill_500_times_loses_nothing_acknowledged() {
+            $crate::crash::kill_rounds("crash_child", 500, $open);
+        }
+    };
+}
+
 /// Runs the [`StableStore`](raft_core::StableStore) conformance cases in a
 /// module `stable_store_conformance`; arguments as for [`log_store_suite!`].
 #[macro_export]

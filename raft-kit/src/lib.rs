@@ -18,6 +18,7 @@
 //! | `mem` (default) | `store::mem`: in-memory log, stable and snapshot stores |
 //! | `lmdb` | `store::lmdb`: the durable LMDB store (heed) |
 //! | `redb` | `store::redb`: the durable redb store |
+//! | `wal` | `store::wal`: the segmented write-ahead log store, the fastest durable one |
 //! | `inmem` | `transport::inmem`: the in-process transport with fault injection |
 //! | `tcp` | `transport::tcp`: the tokio TCP transport |
 //! | `tls` | mutual TLS for the TCP transport (implies `tcp`) |
@@ -73,6 +74,29 @@
 //! # raft.shutdown().await?;
 //! # Ok(()) }
 //! # #[cfg(not(all(feature = "redb", feature = "inmem")))] fn main() {}
+//! ```
+//!
+//! The same on the write-ahead log (feature `wal`), which takes a directory:
+//!
+//! ```
+//! # #[cfg(all(feature = "wal", feature = "inmem"))]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let network = raft_kit::transport::inmem::InmemNetwork::new(1);
+//! # let transport = network.transport("node-1");
+//! # let fsm = raft_kit::doc_fsm::Counter::default();
+//! use raft_kit::prelude::*;
+//! use raft_kit::store::wal::WalStore;
+//! use raft_kit::FileSnapshotStore;
+//! use std::sync::Arc;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Arc::new(WalStore::open(dir.path().join("wal"))?);
+//! let snapshots = FileSnapshotStore::open(dir.path().join("snapshots"))?;
+//! let raft = Raft::new(Config::new("node-1"), fsm, store.clone(), store, snapshots, transport).await?;
+//! # raft.shutdown().await?;
+//! # Ok(()) }
+//! # #[cfg(not(all(feature = "wal", feature = "inmem")))] fn main() {}
 //! ```
 //!
 //! In memory, for tests and nodes rebuilt from the cluster (feature `mem`):
@@ -132,6 +156,13 @@ pub mod store {
     #[cfg_attr(docsrs, doc(cfg(feature = "redb")))]
     pub mod redb {
         pub use store_redb::*;
+    }
+
+    /// The segmented write-ahead log store (feature `wal`).
+    #[cfg(feature = "wal")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "wal")))]
+    pub mod wal {
+        pub use store_wal::*;
     }
 }
 

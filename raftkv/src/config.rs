@@ -13,6 +13,8 @@ pub enum StoreKind {
     Lmdb,
     /// redb: pure Rust, every page checksummed.
     Redb,
+    /// The segmented write-ahead log: one fdatasync per batch, the fastest.
+    Wal,
     /// In memory: lost on exit (tests and demos only).
     Mem,
 }

@@ -3,7 +3,7 @@
 //! and inspect refuses rather than read a store that is being written.
 
 use crate::node::{IDENTITY_FILE, Identity};
-use raft_kit::store::{lmdb::LmdbStore, redb::RedbStore};
+use raft_kit::store::{lmdb::LmdbStore, redb::RedbStore, wal::WalStore};
 use raft_kit::{FileSnapshotStore, LogKind, LogStore, SnapshotStore, StableStore, StoreError, codec};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -66,6 +66,13 @@ pub fn inspect(dir: &Path) -> Result<String, InspectError> {
             let store = RedbStore::open(dir.join("raft.redb")).map_err(|e| live_or(dir, e))?;
             let _ =
                 writeln!(out, "format version: {} (checked on open)", raft_kit::store::redb::FORMAT_VERSION);
+            report_store(&mut out, &store, &store)?;
+        }
+        "wal" => {
+            let store = WalStore::open(dir.join("wal")).map_err(|e| live_or(dir, e))?;
+            let _ =
+                writeln!(out, "format version: {} (checked on open)", raft_kit::store::wal::FORMAT_VERSION);
+            let _ = writeln!(out, "segments: {}", store.segment_count());
             report_store(&mut out, &store, &store)?;
         }
         _ => {

@@ -4,7 +4,7 @@
 
 use crate::config::{ServeConfig, StoreKind};
 use crate::fsm::KvFsm;
-use raft_kit::store::{lmdb::LmdbStore, mem, redb::RedbStore};
+use raft_kit::store::{lmdb::LmdbStore, mem, redb::RedbStore, wal::WalStore};
 use raft_kit::transport::tcp::{TcpConfig, TcpTransport, TlsConfig};
 use raft_kit::{Config, FileSnapshotStore, Raft, RaftError};
 use serde::{Deserialize, Serialize};
@@ -102,6 +102,7 @@ fn store_name(kind: StoreKind) -> &'static str {
     match kind {
         StoreKind::Lmdb => "lmdb",
         StoreKind::Redb => "redb",
+        StoreKind::Wal => "wal",
         StoreKind::Mem => "mem",
     }
 }
@@ -180,6 +181,11 @@ pub async fn start(config: &ServeConfig) -> Result<Node, StartError> {
         }
         StoreKind::Redb => {
             let store = Arc::new(RedbStore::open(dir.join("raft.redb")).map_err(store_error)?);
+            let had = raft_kit::recovery::has_existing_state(&*store, &*store, &snapshots)?;
+            (new_raft(raft_config, fsm.clone(), store.clone(), store, snapshots, transport).await?, had)
+        }
+        StoreKind::Wal => {
+            let store = Arc::new(WalStore::open(dir.join("wal")).map_err(store_error)?);
             let had = raft_kit::recovery::has_existing_state(&*store, &*store, &snapshots)?;
             (new_raft(raft_config, fsm.clone(), store.clone(), store, snapshots, transport).await?, had)
         }

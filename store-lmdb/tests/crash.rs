@@ -8,19 +8,4 @@ fn open(path: &std::path::Path) -> LmdbStore {
     LmdbStore::open(path).expect("open after a crash")
 }
 
-/// The child process of the crash tests; does nothing in a normal run.
-#[test]
-fn crash_child() {
-    raft_conformance::crash::child(open);
-}
-
-#[test]
-fn sigkill_loses_nothing_acknowledged() {
-    raft_conformance::crash::kill_rounds("crash_child", 20, open);
-}
-
-#[test]
-#[ignore = "long: 500 kills; run with --ignored"]
-fn sigkill_500_times_loses_nothing_acknowledged() {
-    raft_conformance::crash::kill_rounds("crash_child", 500, open);
-}
+raft_conformance::crash_suite!(open);

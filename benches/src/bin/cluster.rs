@@ -15,11 +15,12 @@
 //! - `inmem-mem`: the in-memory transport (messages handed over without
 //!   encoding) and the in-memory stores: the protocol's own cost;
 //! - `tcp-lmdb`: TCP on loopback and `LmdbStore` with full durability;
-//! - `tcp-redb`: TCP on loopback and `RedbStore` with full durability.
+//! - `tcp-redb`: TCP on loopback and `RedbStore` with full durability;
+//! - `tcp-wal`: TCP on loopback and `WalStore` (one fdatasync per batch).
 //!
-//! `--setup all` runs the three.
+//! `--setup all` runs the four.
 
-use benches::cluster::{Running, run, start_cluster};
+use benches::cluster::{Running, cpu_seconds, run, start_cluster};
 use clap::Parser;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -47,7 +48,9 @@ enum Setup {
     TcpLmdb,
     /// TCP on loopback and `RedbStore` with full durability.
     TcpRedb,
-    /// The three, one after the other.
+    /// TCP on loopback and `WalStore`.
+    TcpWal,
+    /// The four, one after the other.
     All,
 }
 
@@ -55,9 +58,12 @@ enum Setup {
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn bench(setup: &str, clients: usize, seconds: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let Running { nodes, counters, dir: _dir } = start_cluster(setup).await?;
+    let Running { nodes, counters, dir: _dir, wal_stores } = start_cluster(setup).await?;
     let leader = nodes.iter().find(|r| r.is_leader()).ok_or("no leader")?.clone();
+    let (cpu_before, syncs_before) =
+        (cpu_seconds(), wal_stores.iter().map(|s| s.stats()).collect::<Vec<_>>());
     let outcome = run(&leader, clients, seconds, APPLY_TIMEOUT).await;
+    let cpu = cpu_seconds() - cpu_before;
     let last = leader.last_index();
     let deadline = Instant::now() + Duration::from_secs(30);
     while nodes.iter().any(|r| r.applied_index() < last) {
@@ -81,6 +87,19 @@ async fn bench(setup: &str, clients: usize, seconds: u64) -> Result<(), Box<dyn 
         applied[0],
     );
     println!(
+        "  CPU {:.1} µs per apply (all three nodes and the clients)",
+        cpu * 1e6 / outcome.applies.max(1) as f64
+    );
+    for (n, (store, before)) in wal_stores.iter().zip(&syncs_before).enumerate() {
+        let now = store.stats();
+        let (syncs, entries) = (now.syncs - before.syncs, now.entries - before.entries);
+        println!(
+            "  node {n}: {:.0} fdatasyncs/s, {:.1} entries per sync",
+            syncs as f64 / outcome.elapsed.as_secs_f64(),
+            entries as f64 / syncs.max(1) as f64
+        );
+    }
+    println!(
         "RESULT setup={setup} clients={clients} applies_per_sec={rate:.0} p50_us={} p99_us={} p999_us={}",
         h.value_at_quantile(0.50),
         h.value_at_quantile(0.99),
@@ -99,7 +118,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Setup::InmemMem => &["inmem-mem"],
         Setup::TcpLmdb => &["tcp-lmdb"],
         Setup::TcpRedb => &["tcp-redb"],
-        Setup::All => &["inmem-mem", "tcp-lmdb", "tcp-redb"],
+        Setup::TcpWal => &["tcp-wal"],
+        Setup::All => &["inmem-mem", "tcp-lmdb", "tcp-redb", "tcp-wal"],
     };
     for &setup in setups {
         for &clients in &args.clients {

@@ -95,11 +95,11 @@ fn machine() -> String {
 }
 
 fn store_logs_table(estimates: &BTreeMap<(String, String, String), Estimate>, out: &mut String) {
-    let stores = ["raw-file", "mem", "lmdb", "redb"];
+    let stores = ["raw-file", "raw-prealloc", "mem", "lmdb", "redb", "wal"];
     let _ = writeln!(out, "### `store_logs`: one batch per call\n");
     let _ = writeln!(
         out,
-        "Entries per second and MB/s; `raw-file` appends the same bytes to a file with one `fdatasync` per batch.\n"
+        "Entries per second and MB/s; `raw-file` appends the same bytes to a file with one `fdatasync` per batch, `raw-prealloc` overwrites a preallocated file.\n"
     );
     let _ = writeln!(out, "| batch × payload | {} |", stores.join(" | "));
     let _ = writeln!(out, "|---|{}", "---|".repeat(stores.len()));

@@ -60,5 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     measure("lmdb", |logs| lmdb.store_logs(logs).expect("store_logs"));
     let redb = store_redb::RedbStore::open(dir.path().join("raft.redb"))?;
     measure("redb", |logs| redb.store_logs(logs).expect("store_logs"));
+    let wal = store_wal::WalStore::open(dir.path().join("wal"))?;
+    measure("wal", |logs| wal.store_logs(logs).expect("store_logs"));
     Ok(())
 }

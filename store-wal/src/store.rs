@@ -1,0 +1,597 @@
+//! [`WalStore`]: opening a directory, writing records, and the
+//! [`LogStore`] and [`StableStore`] implementations.
+
+use crate::WalOptions;
+use crate::index::{Index, Lookup, Position, read_at};
+use crate::record::{self, End, HEADER_LEN, Record};
+use crate::segment::{self, PREPARING, SEGMENT_HEADER_LEN, SegmentHeader};
+use crate::stable::StableFile;
+use raft_core::lock::LockFile;
+use raft_core::log::{DeletePlan, check_batch, check_range, missing_entry, plan_delete};
+use raft_core::{Log, LogStore, StableStore, StoreError};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// The lock file in a store's directory.
+pub const LOCK_FILE: &str = "raft-kit.lock";
+
+/// A segmented write-ahead log in one directory: a [`LogStore`] and a
+/// [`StableStore`]. See the crate documentation.
+pub struct WalStore {
+    dir: PathBuf,
+    stats: Counters,
+    writer: Mutex<Writer>,
+    index: RwLock<Index>,
+    stable: Mutex<StableFile>,
+    _lock: LockFile,
+}
+
+impl std::fmt::Debug for WalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let index = self.read_index();
+        f.debug_struct("WalStore")
+            .field("dir", &self.dir)
+            .field("first_index", &index.first)
+            .field("last_index", &index.last)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`WalStore`] has written since it was opened ([`WalStore::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WalStats {
+    /// `fdatasync` calls on segments, one per record written.
+    pub syncs: u64,
+    /// `store_logs` batches written.
+    pub batches: u64,
+    /// Entries written.
+    pub entries: u64,
+    /// Record bytes written (headers and encoded entries).
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    syncs: AtomicU64,
+    batches: AtomicU64,
+    entries: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// One segment the writer knows of.
+#[derive(Debug)]
+struct Segment {
+    seq: u64,
+    path: PathBuf,
+    /// The highest index any batch in it holds (0 for none).
+    max_index: u64,
+}
+
+/// The segment being written.
+struct Active {
+    seq: u64,
+    file: Arc<File>,
+    offset: u64,
+    size: u64,
+}
+
+/// What only the writer touches.
+struct Writer {
+    dir: PathBuf,
+    options: WalOptions,
+    active: Active,
+    /// Every segment, oldest first; the active one last.
+    segments: VecDeque<Segment>,
+    /// The next segment, being zero-filled beside the writer.
+    preparing: Option<std::thread::JoinHandle<std::io::Result<File>>>,
+    buf: Vec<u8>,
+    first: u64,
+    last: u64,
+    commit: u64,
+    /// Set when a write failed: what is on disk past the last good record is
+    /// unknown until the store is opened again.
+    failed: Option<String>,
+    /// Removing the files of segments a compaction left behind.
+    removing: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(task) = self.removing.take() {
+            let _ = task.join();
+        }
+    }
+}
+
+impl WalStore {
+    /// Opens (or creates) the store in directory `dir` with default options.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(dir, WalOptions::default())
+    }
+
+    /// Opens (or creates) the store in directory `dir`.
+    ///
+    /// Reads every segment; a torn record at the end of the last one (a
+    /// write the process did not finish) is cut off and zeroed, and anything
+    /// else that fails a check is [`StoreError::Corrupt`] (a segment of a
+    /// newer format: [`StoreError::UnsupportedVersion`]). A directory another
+    /// open store holds is [`StoreError::Locked`].
+    pub fn open_with(dir: impl AsRef<Path>, options: WalOptions) -> Result<Self, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)?;
+        let lock = LockFile::acquire(dir.join(LOCK_FILE))?;
+        let stable = StableFile::open(&dir)?;
+        let (writer, index) = recover(&dir, options)?;
+        Ok(Self {
+            dir,
+            stats: Counters::default(),
+            writer: Mutex::new(writer),
+            index: RwLock::new(index),
+            stable: Mutex::new(stable),
+            _lock: lock,
+        })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What this store has written since it was opened.
+    pub fn stats(&self) -> WalStats {
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        WalStats {
+            syncs: load(&self.stats.syncs),
+            batches: load(&self.stats.batches),
+            entries: load(&self.stats.entries),
+            bytes: load(&self.stats.bytes),
+        }
+    }
+
+    /// How many segment files the log spans now.
+    pub fn segment_count(&self) -> usize {
+        self.lock_writer().segments.len()
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read_index(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write_index(&self) -> RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read_entry(&self, index: u64, position: Position, file: &File) -> Result<Log, StoreError> {
+        let bytes = read_at(file, position.offset, position.len as usize)?;
+        record::decode_entry(index, bytes)
+    }
+}
+
+/// Reads the directory back: the segments in order, their records replayed
+/// into the index. Creates the first segment of a new store.
+fn recover(dir: &Path, options: WalOptions) -> Result<(Writer, Index), StoreError> {
+    let mut seqs = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some(seq) = segment::parse_name(&name) {
+            seqs.push(seq);
+        } else if name.ends_with(".tmp") {
+            // A segment being prepared, or a stable file being written,
+            // when the process stopped: never part of the store.
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    seqs.sort_unstable();
+    let mut index = Index::new(options.cache_entries);
+    let mut segments = VecDeque::new();
+    let mut active = None;
+    for (n, &seq) in seqs.iter().enumerate() {
+        let path = dir.join(segment::file_name(seq));
+        let name = path.display().to_string();
+        let data = std::fs::read(&path)?;
+        let header = SegmentHeader::decode(&data, &name)?;
+        if header.seq != seq {
+            return Err(StoreError::Corrupt {
+                location: name,
+                reason: format!("its header says segment {}", header.seq),
+            });
+        }
+        let is_last = n + 1 == seqs.len();
+        let (records, end) = record::scan(&data, seq, SEGMENT_HEADER_LEN, is_last, &name)?;
+        let mut max_index = 0;
+        for (_, record) in records {
+            index.commit = index.commit.max(record.commit());
+            replay(&mut index, seq, record, &name, &mut max_index)?;
+        }
+        let file = Arc::new(std::fs::OpenOptions::new().read(true).write(true).open(&path)?);
+        let offset = match end {
+            End::Clean(offset) => offset,
+            End::Torn(from, to) => {
+                tracing::warn!(segment = %name, offset = from, "cutting off a record the process did not finish writing");
+                file.write_all_at(&vec![0u8; (to - from) as usize], from)?;
+                file.sync_data()?;
+                from
+            }
+        };
+        index.files.insert(seq, file.clone());
+        segments.push_back(Segment { seq, path, max_index });
+        if is_last {
+            active = Some(Active { seq, file, offset, size: data.len() as u64 });
+        }
+    }
+    let active = match active {
+        Some(active) => active,
+        None => {
+            let seq = 1;
+            let prepared = dir.join(PREPARING);
+            let file = segment::preallocate(&prepared, options.segment_size)?;
+            let header = SegmentHeader { seq, base_index: 1, size: options.segment_size };
+            let path = segment::install(dir, &file, &prepared, header)?;
+            let file = Arc::new(file);
+            index.files.insert(seq, file.clone());
+            segments.push_back(Segment { seq, path, max_index: 0 });
+            Active { seq, file, offset: SEGMENT_HEADER_LEN as u64, size: options.segment_size }
+        }
+    };
+    let writer = Writer {
+        dir: dir.to_path_buf(),
+        options,
+        active,
+        segments,
+        preparing: None,
+        buf: Vec::new(),
+        first: index.first,
+        last: index.last,
+        commit: index.commit,
+        failed: None,
+        removing: None,
+    };
+    Ok((writer, index))
+}
+
+/// Applies one record read back to the index.
+fn replay(
+    index: &mut Index,
+    seq: u64,
+    record: Record,
+    name: &str,
+    max_index: &mut u64,
+) -> Result<(), StoreError> {
+    match record {
+        Record::Batch { first, entries, .. } => {
+            if entries.is_empty() {
+                return Ok(());
+            }
+            if index.last != 0 && first != index.last + 1 {
+                return Err(StoreError::Corrupt {
+                    location: name.to_string(),
+                    reason: format!(
+                        "a batch starting at index {first} does not continue the log {}..={}: entries are missing",
+                        index.first, index.last
+                    ),
+                });
+            }
+            let positions: Vec<Position> =
+                entries.iter().map(|&(offset, len)| Position { seq, offset, len }).collect();
+            index.push(first, &positions, None);
+            *max_index = (*max_index).max(index.last);
+        }
+        Record::TruncateFrom { index: from, .. } => index.truncate_from(from),
+        Record::TruncateThrough { index: through, .. } => index.drop_through(through),
+        Record::Clear { .. } => index.clear(),
+    }
+    Ok(())
+}
+
+impl Writer {
+    fn check(&self) -> Result<(), StoreError> {
+        match &self.failed {
+            Some(reason) => Err(StoreError::Io(std::io::Error::other(format!(
+                "an earlier write failed ({reason}); open the store again to recover"
+            )))),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes room for a record of `len` bytes: a new segment when the
+    /// active one cannot take it.
+    fn make_room(&mut self, len: u64) -> Result<(), StoreError> {
+        if self.active.offset + len <= self.active.size {
+            if self.preparing.is_none() && self.active.offset * 2 > self.active.size {
+                self.start_preparing();
+            }
+            return Ok(());
+        }
+        let size = self.options.segment_size.max(SEGMENT_HEADER_LEN as u64 + len);
+        let seq = self.active.seq + 1;
+        let (file, prepared) = match self.preparing.take().map(|task| task.join()) {
+            Some(Ok(Ok(file))) if size == self.options.segment_size => (file, self.dir.join(PREPARING)),
+            other => {
+                if let Some(Ok(Err(error))) = other {
+                    tracing::warn!(%error, "preparing the next segment failed; preparing it now");
+                }
+                let prepared = self.dir.join(PREPARING);
+                (segment::preallocate(&prepared, size)?, prepared)
+            }
+        };
+        let header = SegmentHeader { seq, base_index: self.last + 1, size };
+        let path = segment::install(&self.dir, &file, &prepared, header)?;
+        let file = Arc::new(file);
+        self.segments.push_back(Segment { seq, path, max_index: 0 });
+        self.active = Active { seq, file, offset: SEGMENT_HEADER_LEN as u64, size };
+        Ok(())
+    }
+
+    fn start_preparing(&mut self) {
+        let (path, size) = (self.dir.join(PREPARING), self.options.segment_size);
+        self.preparing = std::thread::Builder::new()
+            .name("raft-wal-prepare".into())
+            .spawn(move || segment::preallocate(&path, size))
+            .ok();
+    }
+
+    /// Writes the record in `buf` at the active segment's end and syncs it.
+    fn write_record(&mut self) -> Result<u64, StoreError> {
+        let at = self.active.offset;
+        let written =
+            self.active.file.write_all_at(&self.buf, at).and_then(|()| self.active.file.sync_data());
+        if let Err(error) = written {
+            self.failed = Some(error.to_string());
+            return Err(error.into());
+        }
+        self.active.offset += self.buf.len() as u64;
+        Ok(at)
+    }
+
+    /// Writes a truncation or clear record.
+    fn write_control(&mut self, record: Record) -> Result<(), StoreError> {
+        self.make_room((HEADER_LEN + 17) as u64)?;
+        record::encode_control(&mut self.buf, self.active.seq, &record);
+        self.write_record().map(|_| ())
+    }
+
+    /// Lets go of whole segments, oldest first, that hold nothing past
+    /// `through` (never the active one), and removes their files on a
+    /// thread of its own: freeing a large file's blocks takes milliseconds,
+    /// and until the files are gone the compaction record (already
+    /// durable) keeps their entries out of the log on any open. Returns
+    /// the segments' sequence numbers.
+    fn release_segments_through(&mut self, through: u64) -> Vec<u64> {
+        let mut released = Vec::new();
+        while self.segments.len() > 1 && self.segments.front().is_some_and(|s| s.max_index <= through) {
+            let Some(segment) = self.segments.pop_front() else { break };
+            released.push(segment);
+        }
+        if released.is_empty() {
+            return Vec::new();
+        }
+        let seqs = released.iter().map(|s| s.seq).collect();
+        if let Some(previous) = self.removing.take() {
+            let _ = previous.join();
+        }
+        let dir = self.dir.clone();
+        self.removing = std::thread::Builder::new()
+            .name("raft-wal-remove".into())
+            .spawn(move || {
+                for segment in &released {
+                    if let Err(error) = std::fs::remove_file(&segment.path) {
+                        tracing::warn!(%error, path = %segment.path.display(), "removing a compacted segment failed");
+                    }
+                }
+                if let Err(error) = segment::sync_dir(&dir) {
+                    tracing::warn!(%error, "syncing the directory after removing segments failed");
+                }
+            })
+            .ok();
+        seqs
+    }
+}
+
+fn encoded_batch_len(logs: &[Log]) -> u64 {
+    let entries: usize = logs.iter().map(|log| 4 + raft_core::codec::encoded_log_len(log)).sum();
+    (HEADER_LEN + 1 + 8 + 8 + 4 + entries) as u64
+}
+
+impl LogStore for WalStore {
+    fn first_index(&self) -> Result<u64, StoreError> {
+        Ok(self.read_index().first)
+    }
+
+    fn last_index(&self) -> Result<u64, StoreError> {
+        Ok(self.read_index().last)
+    }
+
+    fn get_log(&self, index: u64) -> Result<Option<Log>, StoreError> {
+        let lookup = self.read_index().lookup(index);
+        match lookup {
+            None => Ok(None),
+            Some(Lookup::Cached(log)) => Ok(Some(log)),
+            Some(Lookup::OnDisk(position, file)) => self.read_entry(index, position, &file).map(Some),
+        }
+    }
+
+    fn get_logs(&self, first: u64, last: u64, bytes_max: u64) -> Result<Vec<Log>, StoreError> {
+        let (stored_first, stored_last) = {
+            let index = self.read_index();
+            (index.first, index.last)
+        };
+        let Some(last) = check_range(stored_first, stored_last, first, last)? else { return Ok(Vec::new()) };
+        let mut logs = Vec::new();
+        let mut bytes = 0u64;
+        let mut next = first;
+        while next <= last && (logs.is_empty() || bytes < bytes_max) {
+            // Look up a run under the lock, read it without.
+            let run: Vec<(u64, Option<Lookup>)> = {
+                let index = self.read_index();
+                (next..=last.min(next + 255)).map(|i| (i, index.lookup(i))).collect()
+            };
+            let mut n = 0;
+            while n < run.len() && (logs.is_empty() || bytes < bytes_max) {
+                let read = match &run[n] {
+                    (_, Some(Lookup::Cached(log))) => {
+                        n += 1;
+                        vec![log.clone()]
+                    }
+                    (i, Some(Lookup::OnDisk(..))) => {
+                        let (read, taken) = self.read_span(*i, &run[n..])?;
+                        n += taken;
+                        read
+                    }
+                    (i, None) => return Err(missing_entry(*i, stored_first, stored_last)),
+                };
+                for log in read {
+                    if !logs.is_empty() && bytes >= bytes_max {
+                        break;
+                    }
+                    bytes += log.payload_size();
+                    logs.push(log);
+                }
+            }
+            next = first + logs.len() as u64;
+            if n < run.len() {
+                break;
+            }
+        }
+        Ok(logs)
+    }
+
+    fn store_logs(&self, logs: &[Log]) -> Result<(), StoreError> {
+        let commit = self.lock_writer().commit;
+        self.store_logs_with_commit(logs, commit)
+    }
+
+    fn store_logs_with_commit(&self, logs: &[Log], commit_index: u64) -> Result<(), StoreError> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        let mut writer = self.lock_writer();
+        writer.check()?;
+        check_batch(writer.last, logs)?;
+        let commit = writer.commit.max(commit_index);
+        writer.make_room(encoded_batch_len(logs))?;
+        let seq = writer.active.seq;
+        let spans = {
+            let Writer { buf, .. } = &mut *writer;
+            record::encode_batch(buf, seq, commit, logs)
+        };
+        let at = writer.write_record()?;
+        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats.entries.fetch_add(logs.len() as u64, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(writer.buf.len() as u64, Ordering::Relaxed);
+        let positions: Vec<Position> =
+            spans.iter().map(|&(offset, len)| Position { seq, offset: at + offset, len }).collect();
+        let first = logs[0].index;
+        let last = first + logs.len() as u64 - 1;
+        if writer.last == 0 {
+            writer.first = first;
+        }
+        writer.last = last;
+        writer.commit = commit;
+        if let Some(segment) = writer.segments.back_mut() {
+            segment.max_index = segment.max_index.max(last);
+        }
+        let active_file = writer.active.file.clone();
+        let mut index = self.write_index();
+        index.files.entry(seq).or_insert(active_file);
+        index.push(first, &positions, Some(logs));
+        index.commit = commit;
+        Ok(())
+    }
+
+    fn delete_range(&self, min: u64, max: u64) -> Result<(), StoreError> {
+        let mut writer = self.lock_writer();
+        writer.check()?;
+        let commit = writer.commit;
+        match plan_delete(writer.first, writer.last, min, max)? {
+            DeletePlan::Nothing => Ok(()),
+            DeletePlan::Suffix(from) => {
+                writer.write_control(Record::TruncateFrom { commit, index: from })?;
+                writer.last = from - 1;
+                self.write_index().truncate_from(from);
+                Ok(())
+            }
+            DeletePlan::Prefix(through) => {
+                writer.write_control(Record::TruncateThrough { commit, index: through })?;
+                writer.first = through + 1;
+                let released = writer.release_segments_through(through);
+                let mut index = self.write_index();
+                index.drop_through(through);
+                released.iter().for_each(|seq| drop(index.files.remove(seq)));
+                Ok(())
+            }
+            DeletePlan::All => {
+                writer.write_control(Record::Clear { commit })?;
+                (writer.first, writer.last) = (0, 0);
+                let released = writer.release_segments_through(u64::MAX);
+                let mut index = self.write_index();
+                index.clear();
+                released.iter().for_each(|seq| drop(index.files.remove(seq)));
+                Ok(())
+            }
+        }
+    }
+
+    fn commit_index(&self) -> Result<Option<u64>, StoreError> {
+        Ok(Some(self.read_index().commit))
+    }
+}
+
+impl WalStore {
+    /// Reads the on-disk run that starts at `run[0]` (entry `first`) in one
+    /// read, as far as the entries lie back to back in one segment; returns
+    /// them and how many of `run` they cover.
+    fn read_span(&self, first: u64, run: &[(u64, Option<Lookup>)]) -> Result<(Vec<Log>, usize), StoreError> {
+        const SPAN_MAX: u64 = 4 << 20;
+        let Some((_, Some(Lookup::OnDisk(start, file)))) = run.first() else { return Ok((Vec::new(), 0)) };
+        let mut end = *start;
+        let mut taken = 1;
+        for (_, lookup) in &run[1..] {
+            match lookup {
+                Some(Lookup::OnDisk(p, _))
+                    if p.seq == start.seq
+                        && p.offset == end.offset + u64::from(end.len) + 4
+                        && p.offset + u64::from(p.len) - start.offset <= SPAN_MAX =>
+                {
+                    end = *p;
+                    taken += 1;
+                }
+                _ => break,
+            }
+        }
+        let span = read_at(file, start.offset, (end.offset + u64::from(end.len) - start.offset) as usize)?;
+        let logs = run[..taken]
+            .iter()
+            .enumerate()
+            .map(|(n, (_, lookup))| {
+                let Some(Lookup::OnDisk(p, _)) = lookup else { unreachable!("taken only on-disk entries") };
+                let from = (p.offset - start.offset) as usize;
+                record::decode_entry(first + n as u64, span.slice(from..from + p.len as usize))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((logs, taken))
+    }
+}
+
+impl StableStore for WalStore {
+    fn set(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        raft_core::stable::check_key(key)?;
+        self.stable.lock().unwrap_or_else(std::sync::PoisonError::into_inner).set(key, value)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        raft_core::stable::check_key(key)?;
+        Ok(self.stable.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key))
+    }
+}
