@@ -121,16 +121,23 @@ fn corrupt_entry(index: u64, reason: String) -> StoreError {
 pub(crate) enum End {
     /// At zero bytes (never written), at this offset.
     Clean(u64),
-    /// At a record that was being written when the process stopped: it
-    /// starts at the first offset, and its bytes (all that is not zero after
-    /// it) end before the second. Only the last segment may end so.
+    /// At a write that was under way when the process stopped: it starts at
+    /// the first offset, and its bytes (all that is not zero after it) end
+    /// before the second. Only the last segment may end so.
     Torn(u64, u64),
 }
 
 /// The records of one segment (`data` is the whole file, `seq` its sequence
-/// number), from `start`. A record that fails a check is the torn tail of
-/// the log only in the last segment, and only if every byte after what it
-/// covers is zero (never written); anything else is damage.
+/// number), from `start`.
+///
+/// The writer writes records one after another, each synced before the
+/// next is written, so of everything after the last good record only one
+/// write can have been under way when the process stopped. In the last
+/// segment, then, a record that fails a check, or a zero header with bytes
+/// after it, is that write — unless a whole valid record of this segment
+/// starts anywhere after it, which no unfinished write can leave: that is
+/// damage to a record that was acknowledged, and so is any such failure in
+/// an earlier segment.
 pub(crate) fn scan(
     data: &[u8],
     seq: u64,
@@ -140,39 +147,68 @@ pub(crate) fn scan(
 ) -> Result<(Vec<(u64, Record)>, End), StoreError> {
     let mut records = Vec::new();
     let mut at = start;
+    // Bytes from here on are never read as records: only zeros may follow.
+    let written_end = written_end(data);
     loop {
-        let Some(header) = data.get(at..at + HEADER_LEN) else {
-            return Ok((records, End::Clean(at as u64)));
-        };
-        if header.iter().all(|&b| b == 0) {
-            return Ok((records, End::Clean(at as u64)));
-        }
-        let word = |n: usize| u32::from_le_bytes(header[n..n + 4].try_into().unwrap_or([0; 4]));
-        let (len, hcrc, crc) = (word(0), word(4), word(8));
         let damage = |reason: &str| StoreError::Corrupt {
             location: format!("{name} at offset {at}"),
             reason: reason.to_string(),
         };
-        // Where the bytes this record may have written end.
-        let (covers, problem) = if hcrc != header_crc(seq, len) {
-            (at + HEADER_LEN, "a record header fails its checksum")
-        } else if at + HEADER_LEN + len as usize > data.len() {
-            (data.len(), "a record runs past the end of its segment")
-        } else {
-            let payload = &data[at + HEADER_LEN..at + HEADER_LEN + len as usize];
-            if crc32fast::hash(payload) == crc {
-                let record = parse(payload, (at + HEADER_LEN) as u64).map_err(|reason| damage(&reason))?;
-                records.push((at as u64, record));
-                at += HEADER_LEN + len as usize;
-                continue;
+        let header = data.get(at..at + HEADER_LEN).filter(|h| h.iter().any(|&b| b != 0));
+        let problem = match header {
+            None if at >= written_end => return Ok((records, End::Clean(at as u64))),
+            None => "a zero record header with bytes after it",
+            Some(header) => {
+                let word = |n: usize| u32::from_le_bytes(header[n..n + 4].try_into().unwrap_or([0; 4]));
+                let (len, hcrc, crc) = (word(0), word(4), word(8));
+                let end = at + HEADER_LEN + len as usize;
+                if hcrc != header_crc(seq, len) {
+                    "a record header fails its checksum"
+                } else if end > data.len() {
+                    "a record runs past the end of its segment"
+                } else if crc32fast::hash(&data[at + HEADER_LEN..end]) != crc {
+                    "a record fails its checksum"
+                } else {
+                    let payload = &data[at + HEADER_LEN..end];
+                    let record =
+                        parse(payload, (at + HEADER_LEN) as u64).map_err(|reason| damage(&reason))?;
+                    records.push((at as u64, record));
+                    at = end;
+                    continue;
+                }
             }
-            (at + HEADER_LEN + len as usize, "a record fails its checksum")
         };
-        if last_segment && data[covers..].iter().all(|&b| b == 0) {
-            return Ok((records, End::Torn(at as u64, covers as u64)));
+        if last_segment && !valid_record_within(data, seq, at + 1, written_end) {
+            return Ok((records, End::Torn(at as u64, written_end.max(at + 1) as u64)));
         }
         return Err(damage(problem));
     }
+}
+
+/// Where the last non-zero byte of `data` ends.
+fn written_end(data: &[u8]) -> usize {
+    let mut end = data.len();
+    while end >= 64 && data[end - 64..end].iter().all(|&b| b == 0) {
+        end -= 64;
+    }
+    while end > 0 && data[end - 1] == 0 {
+        end -= 1;
+    }
+    end
+}
+
+/// Whether a whole record of segment `seq` (both checksums good) starts at
+/// any offset in `from..end`.
+fn valid_record_within(data: &[u8], seq: u64, from: usize, end: usize) -> bool {
+    (from..end.saturating_sub(HEADER_LEN - 1)).any(|at| {
+        let word = |n: usize| u32::from_le_bytes(data[at + n..at + n + 4].try_into().unwrap_or([0; 4]));
+        let len = word(0);
+        if len == 0 || word(4) != header_crc(seq, len) {
+            return false;
+        }
+        let payload_end = at + HEADER_LEN + len as usize;
+        payload_end <= data.len() && crc32fast::hash(&data[at + HEADER_LEN..payload_end]) == word(8)
+    })
 }
 
 /// Parses a payload whose checksum matched; `base` is its file offset.
@@ -265,9 +301,29 @@ mod tests {
         data[torn_at..a.len() + b.len()].fill(0);
         let (records, end) = scan(&data, 1, 0, true, "s").expect("a torn tail is not damage");
         assert_eq!(records.len(), 1);
-        assert_eq!(end, End::Torn(a.len() as u64, (a.len() + b.len()) as u64));
+        assert!(
+            matches!(end, End::Torn(from, to) if from == a.len() as u64 && to <= torn_at as u64),
+            "{end:?}"
+        );
         // The same bytes in a segment that is not the last are damage.
         assert!(matches!(scan(&data, 1, 0, false, "s"), Err(StoreError::Corrupt { .. })));
+
+        // The first sectors of the last write never reached the disk, later
+        // ones did: its header reads as zeros, its tail does not.
+        let mut data = segment(&[a.clone(), b.clone()], 4096);
+        data[a.len()..a.len() + b.len() / 2].fill(0);
+        let (records, end) = scan(&data, 1, 0, true, "s").expect("an unfinished write is not damage");
+        assert_eq!(records.len(), 1);
+        // Cut from the write's start through its last non-zero byte.
+        assert!(
+            matches!(end, End::Torn(from, to) if from == a.len() as u64 && to > (a.len() + b.len() / 2) as u64),
+            "{end:?}"
+        );
+        // But a zeroed header with a whole record after it is damage.
+        let c = batch(1, 5, 1);
+        let mut data = segment(&[a.clone(), b.clone(), c], 4096);
+        data[a.len()..a.len() + HEADER_LEN].fill(0);
+        assert!(matches!(scan(&data, 1, 0, true, "s"), Err(StoreError::Corrupt { .. })));
 
         // A flipped bit in the first record, with the second intact after it.
         let mut data = segment(&[a.clone(), b.clone()], 4096);

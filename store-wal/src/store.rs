@@ -101,8 +101,13 @@ struct Writer {
 }
 
 impl Drop for Writer {
+    /// Waits for the helper threads, so that nothing writes in the
+    /// directory once the store is closed.
     fn drop(&mut self) {
         if let Some(task) = self.removing.take() {
+            let _ = task.join();
+        }
+        if let Some(task) = self.preparing.take() {
             let _ = task.join();
         }
     }
@@ -448,7 +453,15 @@ impl LogStore for WalStore {
                         n += taken;
                         read
                     }
-                    (i, None) => return Err(missing_entry(*i, stored_first, stored_last)),
+                    (i, None) => {
+                        // Compacted away since the range was checked, or damage.
+                        let now_first = self.read_index().first;
+                        return Err(if *i < now_first {
+                            StoreError::Compacted { index: first, first_index: now_first }
+                        } else {
+                            missing_entry(*i, stored_first, stored_last)
+                        });
+                    }
                 };
                 for log in read {
                     if !logs.is_empty() && bytes >= bytes_max {

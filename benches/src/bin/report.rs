@@ -283,6 +283,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     simple_table(&estimates, "reads", "Reads over 100,000 stored entries of 128 B", &mut out);
     simple_table(&estimates, "delete_range", "`delete_range` of 10,000 entries from the front", &mut out);
     simple_table(&estimates, "stable", "Stable store", &mut out);
+    simple_table(
+        &estimates,
+        "wal",
+        "store-wal: `delete_range` of a 1,000,000-entry prefix; `get_log` in sealed segments and in memory",
+        &mut out,
+    );
     simple_table(&estimates, "file_snapshot", "FileSnapshotStore, 64 MiB in 64 KiB chunks", &mut out);
     simple_table(&estimates, "codec", "Codec", &mut out);
     cluster_table(&root, &mut out);
