@@ -91,11 +91,7 @@ pub fn raw_file_baseline(c: &mut Criterion) {
             for name in ["raw-file", "raw-prealloc"] {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let path = dir.path().join("raw.log");
-                let mut raw = if name == "raw-file" {
-                    RawLog::create(&path).expect("raw file")
-                } else {
-                    RawLog::preallocated(&path, RAW_PREALLOC_BYTES).expect("raw file")
-                };
+                let mut raw = RawLog::baseline(name, &path).expect("raw file");
                 let mut logs = batch(1, count, payload);
                 let mut next = 1;
                 group.bench_function(BenchmarkId::new(name, format!("{count}x{payload}")), |b| {
@@ -247,6 +243,17 @@ impl RawLog {
         }
         file.sync_all()?;
         Ok(Self { file, buf: Vec::new(), preallocated: Some((size, 0)) })
+    }
+
+    /// The baseline `name` at `path`: `raw-file` appends
+    /// ([`create`](Self::create)), `raw-prealloc` overwrites a
+    /// preallocated file of 256 MiB in a ring
+    /// ([`preallocated`](Self::preallocated)).
+    pub fn baseline(name: &str, path: &Path) -> std::io::Result<Self> {
+        match name {
+            "raw-file" => Self::create(path),
+            _ => Self::preallocated(path, RAW_PREALLOC_BYTES),
+        }
     }
 
     /// Writes the batch, encoded as the stores encode it, and fdatasyncs.

@@ -44,7 +44,7 @@ fn entry(index: u64) -> Log {
 /// The child: if [`CHILD_ENV`] is set, opens the store there and appends
 /// batches forever, printing `acked <last index>` after each `store_logs`
 /// returns and `stable <n>` after each counter write; now and then compacts
-/// the front of the log. Does nothing when the variable is not set.
+/// the front of the log, and keeps it under about 3,000 entries. Does nothing when the variable is not set.
 pub fn child<S: LogStore + StableStore>(open: impl Fn(&Path) -> S) {
     let Ok(path) = std::env::var(CHILD_ENV) else { return };
     let store = open(Path::new(&path));
@@ -65,6 +65,10 @@ pub fn child<S: LogStore + StableStore>(open: impl Fn(&Path) -> S) {
         let first = store.first_index().expect("first_index");
         if rng.random_ratio(1, 16) && last > first + 100 {
             store.delete_range(first, first + 50).expect("delete_range");
+        } else if last > first + 3_000 {
+            // As after a snapshot: keep the newest 1,000, so that the front
+            // of the log keeps moving (and a segmented store reuses files).
+            store.delete_range(first, last - 1_000).expect("delete_range");
         }
     }
 }

@@ -5,10 +5,12 @@
 //! with one `fdatasync` per `store_logs` batch and nothing more.
 //!
 //! - **Segments.** The log lives in files of [`WalOptions::segment_size`]
-//!   bytes (64 MiB by default), each zero-filled to its full size before it
-//!   gets its name (the next one is prepared on a thread of its own while the
-//!   current one fills), so a record's `fdatasync` flushes data only, never
-//!   the file's size.
+//!   bytes (64 MiB by default), each at its full size before it gets its
+//!   name, so a record's `fdatasync` flushes data only, never the file's
+//!   size. A compacted segment's file becomes a later segment (up to
+//!   [`WalOptions::spare_segments`] are kept), so a log in steady state writes
+//!   each byte once; otherwise a new file is zero-filled on a thread of its
+//!   own while the current one fills.
 //! - **Records.** Every batch is one record, framed with its length and two
 //!   CRC-32s (one over the header, one over the payload). On open, a torn
 //!   record at the very end of the last segment — a write the process did
@@ -19,7 +21,8 @@
 //!   kept in memory (16 bytes per entry).
 //! - **Truncation.** Compaction (`delete_range` of a prefix) and a
 //!   follower's conflict (of a suffix) write a small record and never
-//!   rewrite the log; whole segments before the first kept entry are deleted.
+//!   rewrite the log; whole segments before the first kept entry are let
+//!   go of (kept as spares or deleted).
 //! - **Stable values** (term, vote) live in one small file replaced by an
 //!   atomic rename and synced with its directory.
 //! - **One owner.** The directory is locked (`raft-kit.lock`); a second open
@@ -68,11 +71,17 @@ pub struct WalOptions {
     /// How many of the newest entries are kept in memory for reads without
     /// I/O. Default 4096.
     pub cache_entries: usize,
+    /// How many compacted segments' files are kept to become the next
+    /// segments, so that a log in steady state (appends at the end,
+    /// compaction at the front) writes each byte once instead of zero-filling
+    /// new files first. Default 2 (each [`segment_size`](Self::segment_size)
+    /// bytes of disk).
+    pub spare_segments: usize,
 }
 
 impl Default for WalOptions {
     fn default() -> Self {
-        Self { segment_size: 64 << 20, cache_entries: 4096 }
+        Self { segment_size: 64 << 20, cache_entries: 4096, spare_segments: 2 }
     }
 }
 
@@ -80,6 +89,12 @@ impl WalOptions {
     /// Sets [`segment_size`](Self::segment_size) (at least 4 KiB).
     pub fn segment_size(mut self, bytes: u64) -> Self {
         self.segment_size = bytes.max(4096);
+        self
+    }
+
+    /// Sets [`spare_segments`](Self::spare_segments).
+    pub fn spare_segments(mut self, segments: usize) -> Self {
+        self.spare_segments = segments;
         self
     }
 

@@ -1,7 +1,8 @@
 //! Records: what a segment holds after its header. Each is a 12-byte header
-//! (`len:u32`, `header_crc:u32` over the segment's sequence number and
-//! `len`, `crc:u32` over the payload) and `len` bytes of payload, whose
-//! first byte says what it is. See `docs/storage-format.md`.
+//! (`len:u32`, `header_crc:u32` over the segment's sequence number, its
+//! salt and `len`, `crc:u32` over the payload) and `len` bytes of payload,
+//! whose first byte says what it is, padded to a multiple of 8 bytes. See
+//! `docs/storage-format.md`.
 
 use bytes::{BufMut, BytesMut};
 use raft_core::{Log, StoreError, codec};
@@ -13,6 +14,22 @@ const BATCH: u8 = 1;
 const TRUNCATE_FROM: u8 = 2;
 const TRUNCATE_THROUGH: u8 = 3;
 const CLEAR: u8 = 4;
+
+/// Records start at multiples of this (from the file's start).
+pub(crate) const ALIGN: usize = 8;
+
+/// `len` rounded up to a multiple of [`ALIGN`].
+pub(crate) const fn aligned(len: usize) -> usize {
+    len.div_ceil(ALIGN) * ALIGN
+}
+
+/// What a record's header checksum covers besides its length: which
+/// segment, and which incarnation of its file, the record belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Key {
+    pub(crate) seq: u64,
+    pub(crate) salt: u64,
+}
 
 /// Bytes of a batch payload before its first entry.
 const BATCH_HEAD: usize = 1 + 8 + 8 + 4;
@@ -42,27 +59,30 @@ impl Record {
     }
 }
 
-fn header_crc(seq: u64, len: u32) -> u32 {
+fn header_crc(key: Key, len: u32) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&seq.to_le_bytes());
+    hasher.update(&key.seq.to_le_bytes());
+    hasher.update(&key.salt.to_le_bytes());
     hasher.update(&len.to_le_bytes());
     hasher.finalize()
 }
 
 /// Fills in the header of the record whose payload starts at
-/// `payload_start` of `buf` and runs to its end, for segment `seq`.
-fn frame(buf: &mut [u8], seq: u64, payload_start: usize) {
+/// `payload_start` of `buf` and runs to its end, for segment `key`, and
+/// pads it with zeros to a multiple of [`ALIGN`].
+fn frame(buf: &mut Vec<u8>, key: Key, payload_start: usize) {
     let len = (buf.len() - payload_start) as u32;
     let crc = crc32fast::hash(&buf[payload_start..]);
     let header_at = payload_start - HEADER_LEN;
     buf[header_at..header_at + 4].copy_from_slice(&len.to_le_bytes());
-    buf[header_at + 4..header_at + 8].copy_from_slice(&header_crc(seq, len).to_le_bytes());
+    buf[header_at + 4..header_at + 8].copy_from_slice(&header_crc(key, len).to_le_bytes());
     buf[header_at + 8..header_at + 12].copy_from_slice(&crc.to_le_bytes());
+    buf.resize(aligned(buf.len()), 0);
 }
 
-/// Encodes a batch record into `buf` (cleared first); returns, for each
-/// entry, its offset in `buf` and its encoded length.
-pub(crate) fn encode_batch(buf: &mut Vec<u8>, seq: u64, commit: u64, logs: &[Log]) -> Vec<(u64, u32)> {
+/// Encodes a batch record into `buf` (cleared first; padded); returns, for
+/// each entry, its offset in `buf` and its encoded length.
+pub(crate) fn encode_batch(buf: &mut Vec<u8>, key: Key, commit: u64, logs: &[Log]) -> Vec<(u64, u32)> {
     buf.clear();
     buf.resize(HEADER_LEN, 0);
     let start = buf.len();
@@ -80,12 +100,12 @@ pub(crate) fn encode_batch(buf: &mut Vec<u8>, seq: u64, commit: u64, logs: &[Log
         spans.push((buf.len() as u64, len));
         buf.put_slice(&scratch);
     }
-    frame(buf, seq, start);
+    frame(buf, key, start);
     spans
 }
 
 /// Encodes a control record (a truncation or a clear) into `buf`.
-pub(crate) fn encode_control(buf: &mut Vec<u8>, seq: u64, record: &Record) {
+pub(crate) fn encode_control(buf: &mut Vec<u8>, key: Key, record: &Record) {
     buf.clear();
     buf.resize(HEADER_LEN, 0);
     let start = buf.len();
@@ -100,7 +120,7 @@ pub(crate) fn encode_control(buf: &mut Vec<u8>, seq: u64, record: &Record) {
     if let Some(index) = index {
         buf.extend_from_slice(&index.to_le_bytes());
     }
-    frame(buf, seq, start);
+    frame(buf, key, start);
 }
 
 /// Decodes an entry read back from its position.
@@ -116,55 +136,74 @@ fn corrupt_entry(index: u64, reason: String) -> StoreError {
     StoreError::Corrupt { location: format!("log index {index}"), reason }
 }
 
-/// How a scan of one segment's records ended.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum End {
-    /// At zero bytes (never written), at this offset.
-    Clean(u64),
-    /// At a write that was under way when the process stopped: it starts at
-    /// the first offset, and its bytes (all that is not zero after it) end
-    /// before the second. Only the last segment may end so.
-    Torn(u64, u64),
+/// Where a segment's records end, as a scan is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Limit {
+    /// A segment the writer has moved on from: its records end exactly
+    /// here (the next segment's header says so).
+    At(u64),
+    /// The last segment: its records end at the first that fails a check,
+    /// unless a valid one follows.
+    Last,
 }
 
-/// The records of one segment (`data` is the whole file, `seq` its sequence
-/// number), from `start`.
+/// How a scan of one segment's records ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct End {
+    /// Where the next record goes.
+    pub(crate) offset: u64,
+    /// Whether what follows the last record is certainly a write the
+    /// process did not finish: a header of this segment whose record fails.
+    pub(crate) torn: bool,
+}
+
+/// The records of one segment (`data` is the whole file, `key` its
+/// sequence number and salt), from `start`.
 ///
 /// The writer writes records one after another, each synced before the
-/// next is written, so of everything after the last good record only one
-/// write can have been under way when the process stopped. In the last
-/// segment, then, a record that fails a check, or a zero header with bytes
-/// after it, is that write — unless a whole valid record of this segment
+/// next is written, and moves to the next segment only after the last one
+/// is durable. So a segment it moved on from must hold whole records up to
+/// the end the next segment's header names ([`Limit::At`]): anything else
+/// is damage. In the last segment, of everything after the last good
+/// record only one write can have been under way when the process
+/// stopped; what follows it is zeros or a reused file's old records, which
+/// fail this segment's header checksum. A record that fails a check there
+/// is that write, then — unless a whole valid record of this segment
 /// starts anywhere after it, which no unfinished write can leave: that is
-/// damage to a record that was acknowledged, and so is any such failure in
-/// an earlier segment.
+/// damage to a record that was acknowledged.
 pub(crate) fn scan(
     data: &[u8],
-    seq: u64,
+    key: Key,
     start: usize,
-    last_segment: bool,
+    limit: Limit,
     name: &str,
 ) -> Result<(Vec<(u64, Record)>, End), StoreError> {
     let mut records = Vec::new();
     let mut at = start;
-    // Bytes from here on are never read as records: only zeros may follow.
-    let written_end = written_end(data);
+    let end_at = match limit {
+        Limit::At(end) => Some(usize::try_from(end).unwrap_or(usize::MAX)),
+        Limit::Last => None,
+    };
     loop {
         let damage = |reason: &str| StoreError::Corrupt {
             location: format!("{name} at offset {at}"),
             reason: reason.to_string(),
         };
-        let header = data.get(at..at + HEADER_LEN).filter(|h| h.iter().any(|&b| b != 0));
+        if end_at == Some(at) {
+            return Ok((records, End { offset: at as u64, torn: false }));
+        }
+        let header = data.get(at..at + HEADER_LEN);
         let problem = match header {
-            None if at >= written_end => return Ok((records, End::Clean(at as u64))),
-            None => "a zero record header with bytes after it",
+            None => "a record header runs past the end of its segment",
             Some(header) => {
                 let word = |n: usize| u32::from_le_bytes(header[n..n + 4].try_into().unwrap_or([0; 4]));
                 let (len, hcrc, crc) = (word(0), word(4), word(8));
                 let end = at + HEADER_LEN + len as usize;
-                if hcrc != header_crc(seq, len) {
+                if header.iter().all(|&b| b == 0) {
+                    "a zero record header"
+                } else if hcrc != header_crc(key, len) {
                     "a record header fails its checksum"
-                } else if end > data.len() {
+                } else if end > data.len() || end_at.is_some_and(|limit| end > limit) {
                     "a record runs past the end of its segment"
                 } else if crc32fast::hash(&data[at + HEADER_LEN..end]) != crc {
                     "a record fails its checksum"
@@ -173,41 +212,40 @@ pub(crate) fn scan(
                     let record =
                         parse(payload, (at + HEADER_LEN) as u64).map_err(|reason| damage(&reason))?;
                     records.push((at as u64, record));
-                    at = end;
+                    at = aligned(end);
                     continue;
                 }
             }
         };
-        if last_segment && !valid_record_within(data, seq, at + 1, written_end) {
-            return Ok((records, End::Torn(at as u64, written_end.max(at + 1) as u64)));
+        if let Some(limit) = end_at {
+            return Err(damage(&format!("{problem}, before the end of its records at offset {limit}")));
         }
-        return Err(damage(problem));
+        if valid_record_within(data, key, at + ALIGN) {
+            return Err(damage(&format!("{problem}, with whole records after it")));
+        }
+        // A header of this segment whose payload failed: the write that was
+        // under way. (A zero or foreign header may be that write too, or
+        // just the end: the two cannot be told apart, and need not be.)
+        let torn = header.is_some_and(|h| {
+            let len = u32::from_le_bytes(h[..4].try_into().unwrap_or([0; 4]));
+            len != 0 && u32::from_le_bytes(h[4..8].try_into().unwrap_or([0; 4])) == header_crc(key, len)
+        });
+        return Ok((records, End { offset: at as u64, torn }));
     }
 }
 
-/// Where the last non-zero byte of `data` ends.
-fn written_end(data: &[u8]) -> usize {
-    let mut end = data.len();
-    while end >= 64 && data[end - 64..end].iter().all(|&b| b == 0) {
-        end -= 64;
-    }
-    while end > 0 && data[end - 1] == 0 {
-        end -= 1;
-    }
-    end
-}
-
-/// Whether a whole record of segment `seq` (both checksums good) starts at
-/// any offset in `from..end`.
-fn valid_record_within(data: &[u8], seq: u64, from: usize, end: usize) -> bool {
-    (from..end.saturating_sub(HEADER_LEN - 1)).any(|at| {
+/// Whether a whole record of segment `key` (both checksums good) starts at
+/// any record boundary from `from` on.
+fn valid_record_within(data: &[u8], key: Key, from: usize) -> bool {
+    let from = aligned(from);
+    (from..data.len().saturating_sub(HEADER_LEN - 1)).step_by(ALIGN).any(|at| {
         let word = |n: usize| u32::from_le_bytes(data[at + n..at + n + 4].try_into().unwrap_or([0; 4]));
         let len = word(0);
-        if len == 0 || word(4) != header_crc(seq, len) {
+        if len == 0 || at + HEADER_LEN + len as usize > data.len() || word(4) != header_crc(key, len) {
             return false;
         }
         let payload_end = at + HEADER_LEN + len as usize;
-        payload_end <= data.len() && crc32fast::hash(&data[at + HEADER_LEN..payload_end]) == word(8)
+        crc32fast::hash(&data[at + HEADER_LEN..payload_end]) == word(8)
     })
 }
 
@@ -258,83 +296,113 @@ fn parse(payload: &[u8], base: u64) -> Result<Record, String> {
 mod tests {
     use super::*;
 
+    const A: Key = Key { seq: 7, salt: 0x5eed };
+
     fn segment(records: &[Vec<u8>], size: usize) -> Vec<u8> {
         let mut data: Vec<u8> = records.concat();
         data.resize(size, 0);
         data
     }
 
-    fn batch(seq: u64, first: u64, count: u64) -> Vec<u8> {
+    fn batch(key: Key, first: u64, count: u64) -> Vec<u8> {
         let logs: Vec<Log> =
             (first..first + count).map(|i| Log::command(i, 1, format!("entry {i}"))).collect();
         let mut buf = Vec::new();
-        encode_batch(&mut buf, seq, 3, &logs);
+        encode_batch(&mut buf, key, 3, &logs);
         buf
     }
 
     #[test]
-    fn records_read_back_as_written() {
+    fn records_read_back_as_written_each_at_a_multiple_of_8() {
         let mut control = Vec::new();
-        encode_control(&mut control, 7, &Record::TruncateFrom { commit: 4, index: 9 });
-        let data = segment(&[batch(7, 5, 3), control.clone(), batch(7, 9, 1)], 4096);
-        let (records, end) = scan(&data, 7, 0, false, "s").expect("scan");
+        encode_control(&mut control, A, &Record::TruncateFrom { commit: 4, index: 9 });
+        let parts = [batch(A, 5, 3), control.clone(), batch(A, 9, 1)];
+        assert!(parts.iter().all(|p| p.len() % ALIGN == 0));
+        let data = segment(&parts, 4096);
+        let total: usize = parts.iter().map(Vec::len).sum();
+        let (records, end) = scan(&data, A, 0, Limit::Last, "s").expect("scan");
         assert_eq!(records.len(), 3);
         assert!(
             matches!(&records[0].1, Record::Batch { first: 5, entries, commit: 3 } if entries.len() == 3)
         );
         assert_eq!(records[1].1, Record::TruncateFrom { commit: 4, index: 9 });
-        let total = batch(7, 5, 3).len() + control.len() + batch(7, 9, 1).len();
-        assert_eq!(end, End::Clean(total as u64));
+        assert_eq!(end, End { offset: total as u64, torn: false });
         if let Record::Batch { entries, .. } = &records[0].1 {
             let (offset, len) = entries[1];
             let bytes = bytes::Bytes::copy_from_slice(&data[offset as usize..(offset + len as u64) as usize]);
             assert_eq!(decode_entry(6, bytes).expect("decode").data, "entry 6");
         }
+        // A sealed segment reads exactly to the end it is given.
+        let (sealed, _) = scan(&data, A, 0, Limit::At(total as u64), "s").expect("sealed");
+        assert_eq!(sealed.len(), 3);
+        // An end inside a record, or past the records, is damage.
+        assert!(matches!(scan(&data, A, 0, Limit::At(16), "s"), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            scan(&data, A, 0, Limit::At(total as u64 + 8), "s"),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 
     #[test]
     fn a_torn_last_record_is_cut_but_damage_before_it_is_an_error() {
-        let (a, b) = (batch(1, 1, 2), batch(1, 3, 2));
+        let (a, b) = (batch(A, 1, 2), batch(A, 3, 2));
         let mut data = segment(&[a.clone(), b.clone()], 4096);
         // The second record half written: its tail never reached the disk.
         let torn_at = a.len() + b.len() / 2;
         data[torn_at..a.len() + b.len()].fill(0);
-        let (records, end) = scan(&data, 1, 0, true, "s").expect("a torn tail is not damage");
+        let (records, end) = scan(&data, A, 0, Limit::Last, "s").expect("a torn tail is not damage");
         assert_eq!(records.len(), 1);
-        assert!(
-            matches!(end, End::Torn(from, to) if from == a.len() as u64 && to <= torn_at as u64),
-            "{end:?}"
-        );
-        // The same bytes in a segment that is not the last are damage.
-        assert!(matches!(scan(&data, 1, 0, false, "s"), Err(StoreError::Corrupt { .. })));
+        assert_eq!(end, End { offset: a.len() as u64, torn: true });
+        // The same bytes in a segment the writer moved on from are damage.
+        let limit = Limit::At((a.len() + b.len()) as u64);
+        assert!(matches!(scan(&data, A, 0, limit, "s"), Err(StoreError::Corrupt { .. })));
 
         // The first sectors of the last write never reached the disk, later
         // ones did: its header reads as zeros, its tail does not.
         let mut data = segment(&[a.clone(), b.clone()], 4096);
         data[a.len()..a.len() + b.len() / 2].fill(0);
-        let (records, end) = scan(&data, 1, 0, true, "s").expect("an unfinished write is not damage");
+        let (records, end) = scan(&data, A, 0, Limit::Last, "s").expect("an unfinished write is not damage");
         assert_eq!(records.len(), 1);
-        // Cut from the write's start through its last non-zero byte.
-        assert!(
-            matches!(end, End::Torn(from, to) if from == a.len() as u64 && to > (a.len() + b.len() / 2) as u64),
-            "{end:?}"
-        );
+        assert_eq!(end.offset, a.len() as u64);
         // But a zeroed header with a whole record after it is damage.
-        let c = batch(1, 5, 1);
+        let c = batch(A, 5, 1);
         let mut data = segment(&[a.clone(), b.clone(), c], 4096);
         data[a.len()..a.len() + HEADER_LEN].fill(0);
-        assert!(matches!(scan(&data, 1, 0, true, "s"), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(scan(&data, A, 0, Limit::Last, "s"), Err(StoreError::Corrupt { .. })));
 
         // A flipped bit in the first record, with the second intact after it.
         let mut data = segment(&[a.clone(), b.clone()], 4096);
-        data[a.len() - 3] ^= 0x10;
-        assert!(matches!(scan(&data, 1, 0, true, "s"), Err(StoreError::Corrupt { .. })));
+        data[a.len() - 12] ^= 0x10;
+        assert!(matches!(scan(&data, A, 0, Limit::Last, "s"), Err(StoreError::Corrupt { .. })));
         // A flipped bit in a length is caught by the header checksum.
         let mut data = segment(&[a.clone(), b], 4096);
         data[1] ^= 0x01;
-        assert!(matches!(scan(&data, 1, 0, true, "s"), Err(StoreError::Corrupt { .. })));
-        // Records of another segment (a file copied or renamed) do not pass.
-        let data = segment(&[a], 4096);
-        assert!(matches!(scan(&data, 2, 0, false, "s"), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(scan(&data, A, 0, Limit::Last, "s"), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_reused_files_old_records_end_the_log_and_never_pass_for_new_ones() {
+        // The file held segment 3's records; it is segment 9 now, with two
+        // records written over the start of the old ones.
+        let old = Key { seq: 3, salt: 11 };
+        let new = Key { seq: 9, salt: 12 };
+        let stale: Vec<Vec<u8>> = (0..20).map(|n| batch(old, 100 + n * 4, 4)).collect();
+        let mut data = segment(&stale, 8192);
+        let fresh = [batch(new, 500, 2), batch(new, 502, 1)];
+        let len: usize = fresh.iter().map(Vec::len).sum();
+        data[..len].copy_from_slice(&fresh.concat());
+        let (records, end) = scan(&data, new, 0, Limit::Last, "s").expect("old records are the end");
+        assert_eq!(records.len(), 2);
+        assert_eq!(end, End { offset: len as u64, torn: false });
+        // Read as its old segment, the new records are no records of it: the
+        // old ones after them make that damage.
+        assert!(matches!(scan(&data, old, 0, Limit::Last, "s"), Err(StoreError::Corrupt { .. })));
+        // Another salt, same sequence number: the old incarnation's records
+        // are not this one's.
+        let same_seq = Key { seq: 9, salt: 13 };
+        assert!(matches!(scan(&data, same_seq, 0, Limit::Last, "s"), Ok((r, _)) if r.is_empty()));
+        // Damage to the first new record, the second intact: Corrupt.
+        data[20] ^= 0x40;
+        assert!(matches!(scan(&data, new, 0, Limit::Last, "s"), Err(StoreError::Corrupt { .. })));
     }
 }

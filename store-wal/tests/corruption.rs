@@ -88,11 +88,11 @@ fn empty_foreign_and_newer_segments_are_refused() {
     assert!(matches!(WalStore::open_with(dir.path(), options()), Err(StoreError::Corrupt { .. })));
 
     let mut newer = original.clone();
-    newer[8] = 2;
+    newer[8] = 3;
     std::fs::write(&segment, &newer).expect("newer");
     assert!(matches!(
         WalStore::open_with(dir.path(), options()),
-        Err(StoreError::UnsupportedVersion { found: 2, expected: 1 })
+        Err(StoreError::UnsupportedVersion { found: 3, expected: 2 })
     ));
 
     std::fs::write(&segment, &original).expect("restore");

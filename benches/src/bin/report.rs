@@ -289,6 +289,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "store-wal: `delete_range` of a 1,000,000-entry prefix; `get_log` in sealed segments and in memory",
         &mut out,
     );
+    simple_table(
+        &estimates,
+        "wal_steady",
+        "store-wal in steady state (compaction as it goes, segments reused) beside the raw baselines, same run",
+        &mut out,
+    );
     simple_table(&estimates, "file_snapshot", "FileSnapshotStore, 64 MiB in 64 KiB chunks", &mut out);
     simple_table(&estimates, "codec", "Codec", &mut out);
     cluster_table(&root, &mut out);
