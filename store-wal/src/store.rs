@@ -379,7 +379,8 @@ impl Writer {
         let prev_end = if self.segments.is_empty() { 0 } else { self.active.offset };
         let header =
             SegmentHeader { seq, base_index: self.last + 1, size, salt: segment::new_salt(seq), prev_end };
-        let (file, from, reused) = match self.take_spare(size)? {
+        let spare = if size == self.options.segment_size { self.take_spare(size)? } else { None };
+        let (file, from, reused) = match spare {
             Some((file, path)) => (file, path, true),
             None => {
                 let prepared = self.dir.join(PREPARING);

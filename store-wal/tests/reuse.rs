@@ -148,3 +148,21 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn a_batch_larger_than_a_segment_gets_its_own_and_leaves_the_spares() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = WalStore::open_with(dir.path(), options()).expect("open");
+    run(&store, 60);
+    let spares = files(dir.path(), "spare");
+    assert!(!spares.is_empty(), "steady state has spares");
+    let last = store.last_index().expect("last");
+    let big: Vec<Log> = (last + 1..=last + 100).map(|i| Log::command(i, 1, vec![b'b'; 1_000])).collect();
+    store.store_logs(&big).expect("a batch larger than a segment");
+    assert_eq!(files(dir.path(), "spare"), spares, "the spares are still there");
+    run(&store, 30);
+    drop(store);
+    let store = WalStore::open_with(dir.path(), options()).expect("reopen");
+    let first = store.first_index().expect("first");
+    assert!(first > last + 100, "the big batch was compacted with the rest");
+}
