@@ -1,6 +1,7 @@
 //! What only the inside of the store can show.
 
 use super::*;
+use crate::segment;
 
 fn entries(first: u64, count: u64) -> Vec<Log> {
     (first..first + count).map(|i| Log::command(i, 1, format!("entry {i:06} {}", "x".repeat(40)))).collect()
