@@ -39,4 +39,4 @@ pub mod stores;
 pub mod trace;
 pub mod workload;
 
-pub use sim::{Report, run};
+pub use sim::{Report, run, run_with};

@@ -111,25 +111,35 @@ pub enum Verdict {
     },
 }
 
-/// The most (linearized set, state) pairs the search remembers for one key.
-const STATES_MAX: usize = 2_000_000;
+/// The most (linearized set, state) pairs the search remembers for one key,
+/// unless told otherwise ([`check_with`]).
+pub const STATES_MAX: usize = 2_000_000;
 
-/// Checks every key's history; the first key that fails is returned.
+/// Checks every key's history with the default bound ([`STATES_MAX`]).
 pub fn check(operations: &[Operation]) -> Result<(), Verdict> {
+    check_with(operations, STATES_MAX)
+}
+
+/// Checks every key's history, remembering at most `states_max` states per
+/// key. The first key that is not linearizable is returned; a key the
+/// search gives up on does not stop the others from being checked, and is
+/// returned only when no other key fails.
+pub fn check_with(operations: &[Operation], states_max: usize) -> Result<(), Verdict> {
     let mut by_key: BTreeMap<&str, Vec<Operation>> = BTreeMap::new();
     for op in operations {
         by_key.entry(op.key.as_str()).or_default().push(op.clone());
     }
+    let mut undecided = None;
     for (key, mut ops) in by_key {
         ops.sort_by_key(|op| op.call);
         leave_out_unseen_unknown_writes(&mut ops);
-        match check_key(&ops) {
+        match check_key(&ops, states_max) {
             Some(true) => {}
             Some(false) => return Err(Verdict::NotLinearizable { key: key.to_owned(), operations: ops }),
-            None => return Err(Verdict::Undecided { key: key.to_owned() }),
+            None => undecided = undecided.or_else(|| Some(Verdict::Undecided { key: key.to_owned() })),
         }
     }
-    Ok(())
+    undecided.map_or(Ok(()), Err)
 }
 
 /// Drops the writes of unknown outcome that no read saw (an append whose
@@ -262,7 +272,7 @@ struct Entry {
 /// Wing & Gong's search over one key: `Some(true)` when some order of the
 /// operations (each placed between its call and return, unknown ones
 /// anywhere after their call or nowhere) explains every read.
-fn check_key(ops: &[Operation]) -> Option<bool> {
+fn check_key(ops: &[Operation], states_max: usize) -> Option<bool> {
     let mut events: Vec<(u64, usize, bool)> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         events.push((op.call, i, true));
@@ -325,7 +335,7 @@ fn check_key(ops: &[Operation]) -> Option<bool> {
             if let Some(after) = values.step(state, op, &ops[op]) {
                 linearized ^= zobrist[op];
                 if seen.insert(linearized ^ splitmix(u64::from(after) ^ 0x9e37_79b9_7f4a_7c15)) {
-                    if seen.len() > STATES_MAX {
+                    if seen.len() > states_max {
                         return None;
                     }
                     stack.push((e, std::mem::replace(&mut state, after)));
@@ -467,5 +477,34 @@ mod tests {
             output: Some("a".into()),
         });
         assert_eq!(check(&ops), Ok(()));
+    }
+
+    #[test]
+    fn a_key_the_search_gives_up_on_does_not_hide_a_violation_in_another() {
+        // Key "k": concurrent appends, each seen, so the search must try
+        // orders — more than a bound of 1 state allows.
+        let mut ops = history(&[
+            (0, append("x;"), 0, Some(10), None),
+            (1, append("y;"), 0, Some(10), None),
+            (2, Op::Get, 11, Some(12), Some("y;x;")),
+        ]);
+        assert!(matches!(check_with(&ops, 1), Err(Verdict::Undecided { .. })), "{:?}", check_with(&ops, 1));
+        assert_eq!(check(&ops), Ok(()), "decided with the default bound");
+        // Key "z", checked after "k": a lost write.
+        for (call, op, output) in [(20, put("a"), None), (22, Op::Get, Some("b"))] {
+            ops.push(Operation {
+                client: 3,
+                key: "z".into(),
+                op,
+                call,
+                ret: Some(call + 1),
+                output: output.map(str::to_owned),
+            });
+        }
+        assert!(
+            matches!(check_with(&ops, 1), Err(Verdict::NotLinearizable { ref key, .. }) if key == "z"),
+            "{:?}",
+            check_with(&ops, 1)
+        );
     }
 }

@@ -36,6 +36,10 @@ struct Args {
     /// Stops at the first failing seed.
     #[arg(long)]
     fail_fast: bool,
+    /// The most states the linearizability search remembers per key; a
+    /// seed it gives up on is listed as undecided, to be replayed with more.
+    #[arg(long, default_value_t = raft_sim::linearizability::STATES_MAX)]
+    states_max: usize,
 }
 
 fn planted(names: &[String]) -> Result<PlantedBugs, String> {
@@ -61,7 +65,7 @@ fn main() {
         }
     };
     if let Some(seed) = args.replay {
-        let report = raft_sim::run(seed, bugs);
+        let report = raft_sim::run_with(seed, bugs, args.states_max);
         println!("{report}");
         println!(
             "  trace hash {:016x}, {} events, {} operations, {:?} virtual",
@@ -82,22 +86,31 @@ fn main() {
     );
     let failures: Arc<Mutex<Vec<raft_sim::Report>>> = Arc::default();
     let totals = Arc::new((AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)));
+    let undecided: Arc<Mutex<Vec<u64>>> = Arc::default();
     let started = Instant::now();
     let workers: Vec<_> = (0..jobs)
         .map(|_| {
             let (next, bar, failures, totals) = (next.clone(), bar.clone(), failures.clone(), totals.clone());
-            let fail_fast = args.fail_fast;
+            let (fail_fast, states_max) = (args.fail_fast, args.states_max);
+            let undecided = undecided.clone();
             std::thread::spawn(move || {
                 loop {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
                     if seed >= end {
                         return;
                     }
-                    let report = raft_sim::run(seed, bugs);
+                    let report = raft_sim::run_with(seed, bugs, states_max);
                     totals.0.fetch_add(report.operations as u64, Ordering::Relaxed);
                     totals.1.fetch_add(report.virtual_time.as_millis() as u64, Ordering::Relaxed);
-                    if report.undecided.is_some() {
+                    if let Some(key) = &report.undecided {
                         totals.2.fetch_add(1, Ordering::Relaxed);
+                        let line = format!("undecided: seed {seed}, key {key}");
+                        if bar.is_hidden() {
+                            eprintln!("{line}");
+                        } else {
+                            bar.println(line);
+                        }
+                        undecided.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(seed);
                     }
                     if report.violation.is_some() {
                         // A hidden bar (no terminal) prints nothing: say it plainly.
@@ -143,6 +156,14 @@ fn main() {
             report.seed,
             report.violation.as_deref().unwrap_or(""),
             report.replay_command()
+        );
+    }
+    let mut undecided = undecided.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    undecided.sort_unstable();
+    for seed in undecided {
+        println!(
+            "undecided: seed {seed} (the linearizability search gave up)\n  decide with more states: cargo run --release -p raft-sim -- --replay {seed} --states-max {}",
+            args.states_max.saturating_mul(10)
         );
     }
     std::process::exit(i32::from(!failures.is_empty()));

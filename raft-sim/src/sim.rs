@@ -94,12 +94,18 @@ impl std::fmt::Display for Report {
 
 /// Runs the seed's plan, with `bugs` planted, to the end.
 pub fn run(seed: u64, bugs: PlantedBugs) -> Report {
+    run_with(seed, bugs, linearizability::STATES_MAX)
+}
+
+/// [`run`], with the linearizability search bounded at `states_max` states
+/// per key (a seed whose check was undecided may be decided with more).
+pub fn run_with(seed: u64, bugs: PlantedBugs, states_max: usize) -> Report {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .expect("a current-thread runtime");
-    runtime.block_on(simulate(Plan::new(seed, bugs)))
+    runtime.block_on(simulate(Plan::new(seed, bugs), states_max))
 }
 
 struct Sim {
@@ -111,9 +117,10 @@ struct Sim {
     rng: StdRng,
     started: Instant,
     faults: Vec<String>,
+    states_max: usize,
 }
 
-async fn simulate(plan: Plan) -> Report {
+async fn simulate(plan: Plan, states_max: usize) -> Report {
     let recorder = Arc::new(Recorder::default());
     let trace = Arc::new(Trace::new());
     let network = InmemNetwork::new(plan.seed);
@@ -129,6 +136,7 @@ async fn simulate(plan: Plan) -> Report {
         history: Arc::new(History::default()),
         started: Instant::now(),
         faults: Vec::new(),
+        states_max,
     };
     let undecided = sim.run().await;
     sim.report(undecided)
@@ -175,7 +183,7 @@ impl Sim {
         sampler.abort();
         self.check_logs();
         if self.recorder.violation().is_none() {
-            match linearizability::check(&self.history.operations()) {
+            match linearizability::check_with(&self.history.operations(), self.states_max) {
                 Ok(()) => {}
                 Err(Verdict::NotLinearizable { key, operations }) => {
                     let shown: Vec<String> = operations.iter().rev().take(12).rev().map(describe).collect();
