@@ -114,7 +114,7 @@ pub(super) fn recover(
     match active {
         Some(active) => writer.active = active,
         None => {
-            writer.start_segment(1, 0)?;
+            writer.start_segment(1, writer.options.segment_size)?;
             index.files.insert(1, writer.active.file.clone());
         }
     }

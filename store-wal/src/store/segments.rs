@@ -25,12 +25,10 @@ impl Writer {
         self.start_segment(self.active.seq() + 1, size)
     }
 
-    /// Makes segment `seq` of `size` bytes (the default when 0) the active
-    /// one: in a spare file when there is one that fits, else in a new
+    /// Makes segment `seq` of `size` bytes the active one: in a spare file when there is one that fits, else in a new
     /// zero-filled one. Its header names where the current one's records
     /// end; only then, with the header synced, does the file get its name.
     pub(super) fn start_segment(&mut self, seq: u64, size: u64) -> Result<(), StoreError> {
-        let size = if size == 0 { self.options.segment_size } else { size };
         let prev_end = if self.segments.is_empty() { 0 } else { self.active.offset };
         let header =
             SegmentHeader { seq, base_index: self.last + 1, size, salt: segment::new_salt(seq), prev_end };
