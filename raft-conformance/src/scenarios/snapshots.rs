@@ -155,6 +155,26 @@ pub async fn snapshot_restart_without_log(network: impl Network, stores: impl St
         c.raft(node).stats().last_snapshot_index > 0
     })
     .await;
+    // The test needs committed entries past the node's snapshot, recorded
+    // in its store: a snapshot taken late (a loaded machine) may hold every
+    // entry, and then a node without its log rightly starts. A snapshot
+    // needs 20 new entries, so a few more writes always get past it.
+    let mut next = 51;
+    loop {
+        let snapshot = cluster.raft(node).stats().last_snapshot_index;
+        let stored = cluster.stores(node).logs.commit_index().ok().flatten().unwrap_or(0);
+        if stored > snapshot {
+            break;
+        }
+        if next > 100 {
+            cluster.fail(&format!(
+                "the node's stored commit index {stored} never passed its snapshot {snapshot}"
+            ));
+        }
+        let index = cluster.one(cmd(next), 3, true).await;
+        cluster.wait_all_applied(index, Duration::from_secs(5)).await;
+        next += 1;
+    }
     cluster.crash(node).await;
     if let Err(error) = cluster.stores(node).logs.delete_range(0, u64::MAX) {
         cluster.fail(&format!("clearing the log failed: {error}"));
