@@ -34,13 +34,14 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, rpcs
         per_peer_max: config.max_connections_per_peer,
         total_max: config.max_inbound_connections,
     });
-    let mut shutdown = shared.shutdown.subscribe();
+    let closing = shared.closing();
+    tokio::pin!(closing);
     let mut backoff = Duration::from_millis(5);
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             biased;
-            _ = shutdown.changed() => {
+            () = &mut closing => {
                 // Every connection ends before shutdown returns, so no RPC
                 // is handed to the node after it.
                 connections.shutdown().await;
@@ -122,7 +123,8 @@ async fn serve_frames(
     slot: &Slot,
 ) -> Result<(), TransportError> {
     let config = &shared.config;
-    let mut shutdown = shared.shutdown.subscribe();
+    let closing = shared.closing();
+    tokio::pin!(closing);
     registry.identified(slot.id, &conn.peer);
     let peer_addr = raft_core::ServerAddress::new(String::new());
     let peer = conn.peer.clone();
@@ -133,7 +135,7 @@ async fn serve_frames(
     let outcome = loop {
         let next = tokio::select! {
             biased;
-            _ = shutdown.changed() => break Err(TransportError::Shutdown),
+            () = &mut closing => break Err(TransportError::Shutdown),
             next = tokio::time::timeout(config.idle_timeout, frames.next()) => next,
         };
         let frame = match next {

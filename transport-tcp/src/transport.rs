@@ -89,6 +89,21 @@ impl Shared {
         Ok((Box::pin(tcp), PeerIdentity::default()))
     }
 
+    /// Resolves once the transport shuts down, at once if it already has.
+    ///
+    /// It waits for the value, not for a change: a task that starts after
+    /// the signal was sent (an accept loop that had not run yet, a
+    /// connection still in its handshake) must see it too. A `changed()`
+    /// on a receiver subscribed after the send never fires.
+    pub(crate) fn closing(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut shutdown = self.shutdown.subscribe();
+        async move {
+            // An error means the sender is gone, which only happens once
+            // everything is dropped: closed either way.
+            let _ = shutdown.wait_for(|closed| *closed).await;
+        }
+    }
+
     fn allowed(&self, target: &ServerAddress) -> bool {
         self.config.peer_filter.as_ref().is_none_or(|filter| filter(target, None))
     }
@@ -217,9 +232,8 @@ impl TcpTransport {
         if self.closed() {
             return Err(TransportError::Shutdown);
         }
-        let mut shutdown = self.shared.shutdown.subscribe();
         tokio::select! {
-            _ = shutdown.changed() => Err(TransportError::Shutdown),
+            () = self.shared.closing() => Err(TransportError::Shutdown),
             outcome = tokio::time::timeout(limit, work) => {
                 outcome.map_err(|_| TransportError::Timeout(target.clone()))?
             }
@@ -415,7 +429,8 @@ impl Transport for TcpTransport {
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let _ = self.shared.shutdown.send(true);
+            // `send` would drop the value when no task is subscribed yet.
+            self.shared.shutdown.send_replace(true);
             let server = self.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
             if let Some(server) = server {
                 let _ = server.await;
@@ -438,7 +453,7 @@ fn spawn_pipeline(conn: Conn, target: ServerAddress, shared: Arc<Shared>) -> App
     let Conn { stream, mut buf, limits, .. } = conn;
     let max_frame = limits.max_frame;
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut shutdown = shared.shutdown.subscribe();
+    let closing = shared.closing();
     let writer_window = window.clone();
     tokio::spawn(async move {
         let mut next_id = 1u64;
@@ -464,9 +479,10 @@ fn spawn_pipeline(conn: Conn, target: ServerAddress, shared: Arc<Shared>) -> App
     });
     let rpc_timeout = shared.config.rpc_timeout;
     tokio::spawn(async move {
+        tokio::pin!(closing);
         loop {
             let id = tokio::select! {
-                _ = shutdown.changed() => {
+                () = &mut closing => {
                     let _ = responses_tx.send(Err(TransportError::Shutdown)).await;
                     return;
                 }

@@ -183,6 +183,26 @@ async fn shutdown_closes_the_listener_and_every_connection() {
     assert!(TcpStream::connect(address).await.is_err(), "the listener still accepts");
 }
 
+/// A shutdown sent before the listener's task first ran (a transport shut
+/// down right after `bind`, as a node that fails to start does) still stops
+/// it: on a current-thread runtime nothing spawned runs before the first
+/// await, so this order is certain. It hung forever when the signal was
+/// sent with no task yet waiting for it (CI, under load, in the proptest
+/// below).
+#[tokio::test(flavor = "current_thread")]
+async fn a_shutdown_before_the_listener_ran_still_stops_it() {
+    let transport = TcpTransport::bind(config("a", "c")).await.expect("bind");
+    let address = transport.bound_addr();
+    let stopped = tokio::time::timeout(Duration::from_secs(5), transport.shutdown()).await;
+    assert!(stopped.is_ok(), "shutdown did not return: the listener missed the signal");
+    assert!(TcpStream::connect(address).await.is_err(), "the listener still accepts");
+    let other = TcpTransport::bind(config("b", "c")).await.expect("bind");
+    let _delivered = serve(&other);
+    let call = tokio::time::timeout(Duration::from_secs(5), vote(&transport, &other)).await;
+    assert!(matches!(call, Ok(Err(TransportError::Shutdown))), "{call:?}");
+    other.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unspecified_advertise_address_is_refused() {
     let config = TcpConfig::new("a", "c", "0.0.0.0:0".parse().expect("any"));
