@@ -94,11 +94,19 @@ pub(super) fn recover(
             active = Some(Active { key, file, offset: end.offset, size });
         }
     }
-    let mut writer = Writer {
+    let active = match active {
+        Some(active) => active,
+        None => {
+            let (segment, active) = super::segments::first_segment(dir, options.segment_size, &stats)?;
+            index.files.insert(segment.seq, segment.file.clone());
+            segments.push_back(segment);
+            active
+        }
+    };
+    let writer = Writer {
         dir: dir.to_path_buf(),
         options,
-        // Replaced below when the store is new.
-        active: Active { key: Key { seq: 0, salt: 0 }, file: Arc::new(File::open(dir)?), offset: 0, size: 0 },
+        active,
         segments,
         preparing: None,
         buf: Vec::new(),
@@ -111,13 +119,6 @@ pub(super) fn recover(
         removing: None,
         stats,
     };
-    match active {
-        Some(active) => writer.active = active,
-        None => {
-            writer.start_segment(1, writer.options.segment_size)?;
-            index.files.insert(1, writer.active.file.clone());
-        }
-    }
     Ok((writer, index))
 }
 

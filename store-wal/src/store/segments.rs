@@ -1,12 +1,12 @@
 //! The writer's segments: starting the next one (in a spare file or a new
 //! zero-filled one) and letting go of compacted ones.
 
-use super::writer::{Active, Segment, Spare, Writer};
+use super::writer::{Active, Counters, Segment, Spare, Writer};
 use crate::record::Key;
 use crate::segment::{self, PREPARING, SEGMENT_HEADER_LEN, SegmentHeader};
 use raft_core::StoreError;
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -25,11 +25,14 @@ impl Writer {
         self.start_segment(self.active.seq() + 1, size)
     }
 
-    /// Makes segment `seq` of `size` bytes the active one: in a spare file when there is one that fits, else in a new
-    /// zero-filled one. Its header names where the current one's records
-    /// end; only then, with the header synced, does the file get its name.
-    pub(super) fn start_segment(&mut self, seq: u64, size: u64) -> Result<(), StoreError> {
-        let prev_end = if self.segments.is_empty() { 0 } else { self.active.offset };
+    /// Makes segment `seq` of `size` bytes the active one: in a spare file
+    /// when there is one that fits, else in a new zero-filled one. Its
+    /// header names where the current one's records end; only then, with
+    /// the header synced, does the file get its name.
+    fn start_segment(&mut self, seq: u64, size: u64) -> Result<(), StoreError> {
+        // Where the current segment's records end (the writer rotates only
+        // once they are durable).
+        let prev_end = self.active.offset;
         let header =
             SegmentHeader { seq, base_index: self.last + 1, size, salt: segment::new_salt(seq), prev_end };
         let spare = if size == self.options.segment_size { self.take_spare(size)? } else { None };
@@ -54,13 +57,11 @@ impl Writer {
                 (file, prepared, false)
             }
         };
-        let path = segment::install(&self.dir, &file, &from, header)?;
+        let (segment, active) = installed(&self.dir, file, &from, header)?;
         let counter = if reused { &self.stats.segments_reused } else { &self.stats.segments_created };
         counter.fetch_add(1, Ordering::Relaxed);
-        let file = Arc::new(file);
-        self.segments.push_back(Segment { seq, path, file: file.clone(), size, max_index: 0 });
-        self.active =
-            Active { key: Key { seq, salt: header.salt }, file, offset: SEGMENT_HEADER_LEN as u64, size };
+        self.segments.push_back(segment);
+        self.active = active;
         Ok(())
     }
 
@@ -151,6 +152,38 @@ impl Writer {
             .ok();
         seqs
     }
+}
+
+/// The first segment of a new log, in a new zero-filled file of `size` bytes.
+pub(super) fn first_segment(
+    dir: &Path,
+    size: u64,
+    stats: &Counters,
+) -> Result<(Segment, Active), StoreError> {
+    let header = SegmentHeader { seq: 1, base_index: 1, size, salt: segment::new_salt(1), prev_end: 0 };
+    let prepared = dir.join(PREPARING);
+    let file = segment::preallocate(&prepared, size)?;
+    let installed = installed(dir, file, &prepared, header)?;
+    stats.segments_created.fetch_add(1, Ordering::Relaxed);
+    Ok(installed)
+}
+
+/// Puts segment `header.seq` in place from `file` (named `from` until now):
+/// its header written and synced, then its name. Returns it as the writer
+/// knows it, and as the segment to write next.
+fn installed(
+    dir: &Path,
+    file: File,
+    from: &Path,
+    header: SegmentHeader,
+) -> Result<(Segment, Active), StoreError> {
+    let path = segment::install(dir, &file, from, header)?;
+    let file = Arc::new(file);
+    let (seq, size) = (header.seq, header.size);
+    let segment = Segment { seq, path, file: file.clone(), size, max_index: 0 };
+    let active =
+        Active { key: Key { seq, salt: header.salt }, file, offset: SEGMENT_HEADER_LEN as u64, size };
+    Ok((segment, active))
 }
 
 impl Active {
