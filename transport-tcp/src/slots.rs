@@ -94,7 +94,7 @@ impl Registry {
         let activity = Arc::new(Activity { epoch: self.epoch, last: AtomicU64::new(0) });
         activity.touch();
         let mut evicted = Vec::new();
-        {
+        let id = {
             let mut inner = self.lock();
             let pending: Vec<(u64, u64)> = inner
                 .entries
@@ -111,13 +111,21 @@ impl Registry {
             }
             inner.next_id += 1;
             let id = inner.next_id;
-            let slot = Slot { registry: self.clone(), id, activity: activity.clone() };
-            // The lock is held while the task starts, so its slot's entry
-            // exists before the task could leave it.
-            let abort = spawn(slot);
-            inner.entries.insert(id, Entry { peer: None, activity, abort: Some(abort) });
-        }
+            // The entry exists before the task could leave it.
+            inner.entries.insert(id, Entry { peer: None, activity: activity.clone(), abort: None });
+            id
+        };
         evicted.into_iter().for_each(|abort| abort.abort());
+        // Not under the lock: a task may end inside `spawn` (dropped at
+        // once by a runtime that is shutting down), and its slot's drop
+        // takes the lock.
+        let abort = spawn(Slot { registry: self.clone(), id, activity });
+        match self.lock().entries.get_mut(&id) {
+            Some(entry) => entry.abort = Some(abort),
+            // It ended already, or was closed to make room for another
+            // before it had an abort handle: make sure it stops.
+            None => abort.abort(),
+        }
     }
 
     /// Records that connection `id` named node `peer` in its handshake, and
@@ -179,6 +187,25 @@ mod tests {
 
     /// (id, last activity) of each connection, how many to keep, who goes.
     type Case = (&'static [(u64, u64)], usize, &'static [u64]);
+
+    /// A task that ends before `admit` returns (here: spawned on a runtime
+    /// that has shut down, which drops it at once, as happens to an accept
+    /// that races the end of a runtime) frees its slot without
+    /// deadlocking on the registry's lock.
+    #[test]
+    fn a_task_that_ends_inside_admit_frees_its_slot() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let handle = runtime.handle().clone();
+        drop(runtime);
+        let (done_tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let registry = Registry::new(Limits { pending_max: 2, per_peer_max: 2, total_max: 4 });
+            registry.admit(|slot| handle.spawn(async move { drop(slot) }).abort_handle());
+            let _ = done_tx.send(registry.lock().entries.len());
+        });
+        let left = done.recv_timeout(std::time::Duration::from_secs(5));
+        assert_eq!(left, Ok(0), "admit deadlocked, or the slot stayed taken");
+    }
 
     #[test]
     fn the_least_recently_active_go_first() {
