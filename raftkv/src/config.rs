@@ -49,7 +49,8 @@ pub struct ServeConfig {
     pub store: StoreKind,
     /// Make a one-node cluster of this node if it has no state yet.
     pub bootstrap: bool,
-    /// Ask the node at this HTTP address to add this one, if it has no state yet.
+    /// Ask the node at this HTTP address to add this one, if it has no state
+    /// yet; retried for up to 30 s, and a refusal stops the node with an error.
     pub join: Option<String>,
     /// Mutual TLS for the Raft transport.
     pub tls: Option<TlsFiles>,

@@ -56,7 +56,8 @@ struct ServeArgs {
     /// Make a one-node cluster of this node if it has no state yet.
     #[arg(long)]
     bootstrap: bool,
-    /// Ask the node at this HTTP address to add this one (if it has no state yet).
+    /// Ask the node at this HTTP address to add this one (if it has no state
+    /// yet), retrying for up to 30 s; the node stops with an error if it is refused.
     #[arg(long)]
     join: Option<String>,
     /// The cluster CA (PEM) for mutual TLS between nodes.

@@ -56,12 +56,26 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     });
     tracing::info!(id = %config.id, raft = %started.raft.local_addr(), http = %advertised, "raftkv node serving");
     let registrar = tokio::spawn(register_when_leading(state.clone()));
-    let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(stop_signal());
+    // A join refused for good stops the node too: serving as a member of
+    // no cluster until someone notices would only hide the error.
+    let (join_failed, join_failure) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        tokio::select! {
+            () = stop_signal() => {}
+            // A sender dropped without sending (the join worked) disables this branch.
+            Ok(()) = join_failure => tracing::info!("stopping: the join failed"),
+        }
+    };
+    let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(stop);
     let joined = async {
-        match (&config.join, started.had_state) {
+        let joined = match (&config.join, started.had_state) {
             (Some(via), false) => join(&state, via, &config).await,
             _ => Ok(()),
+        };
+        if joined.is_err() {
+            let _ = join_failed.send(());
         }
+        joined
     };
     let (served, joined) = tokio::join!(server, joined);
     registrar.abort();

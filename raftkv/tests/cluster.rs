@@ -1,7 +1,8 @@
 //! raftkv as real processes on loopback (issue #16): every acknowledged
 //! write survives a SIGKILLed leader, consistent reads are linearizable,
 //! membership changes through the HTTP API, bad requests get their
-//! documented 4xx, and a node refuses a data directory that is not its own.
+//! documented 4xx, a node refuses a data directory that is not its own, and
+//! a node whose join is refused stops with the reason.
 
 use raft_sim::linearizability::{History, Op, check};
 use raftkv::client::Outcome;
@@ -249,4 +250,46 @@ async fn a_node_refuses_a_data_directory_that_is_not_its_own_and_inspect_reads_a
     assert!(!other.status.success(), "a node started on another node's directory");
     let message = String::from_utf8_lossy(&other.stderr);
     assert!(message.contains("holds the state of node `node-1`"), "{message}");
+}
+
+/// A node whose `--join` is refused for good stops with the reason and a
+/// failure status, instead of serving as a node of no cluster until it is
+/// killed (it did: the error surfaced only after Ctrl-C).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_join_is_refused_exits_with_the_reason() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Stands in for a seed node that refuses the join with a final 4xx.
+    let seed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let seed_addr = seed.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = seed.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let body = r#"{"error":"refused by the test","leader":null}"#;
+                let answer = format!(
+                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = tokio::process::Command::new(BINARY)
+        .args(["serve", "--id", "node-9", "--raft-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--join", &seed_addr.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("serve");
+    let output = tokio::time::timeout(SECOND * 20, child.wait_with_output()).await;
+    let output = output.expect("the node kept running after its join was refused").expect("output");
+    assert!(!output.status.success(), "{output:?}");
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("joining through") && message.contains("refused by the test"), "{message}");
 }
