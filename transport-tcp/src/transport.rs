@@ -169,11 +169,22 @@ impl Shared {
 
 /// A [`Transport`] over TCP (optionally TLS), with connection pooling,
 /// pipelined AppendEntries, and streamed snapshots.
+///
+/// [`Transport::shutdown`] closes the listener and every connection and
+/// waits for them; dropping the transport closes them too, without waiting.
 pub struct TcpTransport {
     shared: Arc<Shared>,
     bound: SocketAddr,
     consumer: Mutex<Option<RpcReceiver>>,
     server: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for TcpTransport {
+    /// Stops accepting and closes every connection, as
+    /// [`Transport::shutdown`] does, without waiting for them to end.
+    fn drop(&mut self) {
+        self.shared.shutdown.send_replace(true);
+    }
 }
 
 impl std::fmt::Debug for TcpTransport {

@@ -203,6 +203,27 @@ async fn a_shutdown_before_the_listener_ran_still_stops_it() {
     other.shutdown().await;
 }
 
+/// A transport dropped without `shutdown` (a node that failed to start
+/// drops what it was given) closes its listener and connections: its
+/// address can be bound again, as by a retry on the same port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_transport_frees_its_address() {
+    let transport = TcpTransport::bind(config("a", "c")).await.expect("bind");
+    let address = transport.bound_addr();
+    let mut open = raw_handshake(&transport, "c").await;
+    drop(transport);
+    closed_by_server(&mut open, Duration::from_secs(5)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(address).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "the listener of a dropped transport still accepts");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut again = TcpConfig::new("a", "c", address);
+    again.connect_timeout = Duration::from_millis(300);
+    let rebound = TcpTransport::bind(again).await.expect("the address is free again");
+    rebound.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unspecified_advertise_address_is_refused() {
     let config = TcpConfig::new("a", "c", "0.0.0.0:0".parse().expect("any"));
