@@ -25,6 +25,14 @@ pub struct Process {
     child: Option<Child>,
 }
 
+impl Process {
+    /// The `raftkv serve` arguments it starts with (id, addresses, data
+    /// directory), for starting it some other way.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+}
+
 /// A set of local `raftkv serve` processes in one temporary directory.
 pub struct LocalCluster {
     /// The `raftkv` binary.

@@ -66,7 +66,32 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             Ok(()) = join_failure => tracing::info!("stopping: the join failed"),
         }
     };
+    // Requests under way when the stop comes get as long as a request may
+    // take, and a second; a client that holds a request open (half sent, or
+    // never reading its answer) must not keep the node from stopping.
+    let grace = config.request_timeout + Duration::from_secs(1);
+    let (stopping, stop_begun) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        stop.await;
+        let _ = stopping.send(());
+    };
     let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(stop);
+    let grace_over = async move {
+        match stop_begun.await {
+            Ok(()) => tokio::time::sleep(grace).await,
+            // The server ended without a stop: nothing to cut short.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let server = async move {
+        tokio::select! {
+            served = std::future::IntoFuture::into_future(server) => served,
+            () = grace_over => {
+                tracing::warn!(?grace, "HTTP requests still open after the grace period; stopping without them");
+                Ok(())
+            }
+        }
+    };
     let joined = async {
         let joined = match (&config.join, started.had_state) {
             (Some(via), false) => join(&state, via, &config).await,

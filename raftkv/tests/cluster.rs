@@ -293,3 +293,38 @@ async fn a_node_whose_join_is_refused_exits_with_the_reason() {
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(message.contains("joining through") && message.contains("refused by the test"), "{message}");
 }
+
+/// SIGTERM stops a node even while a client holds a request half sent:
+/// requests under way get the request timeout and a second, then the node
+/// stops without them. It waited for such a client for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_node_that_a_stalled_client_holds() {
+    use tokio::io::AsyncWriteExt;
+    let mut cluster = LocalCluster::new(BINARY.as_ref(), 1, &[]).expect("cluster");
+    let config = cluster.root.path().join("raftkv.toml");
+    std::fs::write(&config, "request_timeout = \"1s\"\n").expect("config");
+    let config = config.display().to_string();
+    let mut child = tokio::process::Command::new(BINARY)
+        .args(cluster.nodes[0].args())
+        .args(["--bootstrap", "--config", &config])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("serve");
+    cluster.leader(&[0], SECOND * 10).await.expect("leader");
+    let mut stalled = tokio::net::TcpStream::connect(&cluster.nodes[0].http).await.expect("connect");
+    stalled
+        .write_all(b"PUT /kv/a HTTP/1.1\r\nHost: raftkv\r\ncontent-length: 10\r\n\r\nabc")
+        .await
+        .expect("write");
+    let pid = child.id().expect("pid").to_string();
+    let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(sent.success());
+    let exited = tokio::time::timeout(SECOND * 15, child.wait()).await;
+    let status = exited.expect("the node did not stop: the stalled client held it").expect("wait");
+    assert!(status.success(), "{status:?}");
+    drop(stalled);
+    cluster.stop().await;
+}
