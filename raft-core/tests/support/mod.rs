@@ -260,6 +260,14 @@ impl TestCluster {
     }
 
     pub async fn with_config(n: usize, config: fn(&str) -> Config) -> Self {
+        let cluster = Self::apart(n, config).await;
+        cluster.connect_all();
+        cluster
+    }
+
+    /// `n` bootstrapped nodes that cannot hear one another yet: a test can
+    /// subscribe to them before anything happens, then [`Self::connect_all`].
+    pub async fn apart(n: usize, config: fn(&str) -> Config) -> Self {
         let seed = rand_seed();
         let mut cluster = Self {
             network: InmemNetwork::new(seed),
@@ -276,10 +284,14 @@ impl TestCluster {
             cluster.start(i).await;
             cluster.raft(i).bootstrap_cluster(configuration(n)).await.expect("bootstrap");
         }
-        for i in 0..n {
-            cluster.network.connect(&addr(i));
-        }
         cluster
+    }
+
+    /// Lets every node hear every other.
+    pub fn connect_all(&self) {
+        for i in 0..self.nodes.len() {
+            self.network.connect(&addr(i));
+        }
     }
 
     pub async fn start(&mut self, i: usize) {
