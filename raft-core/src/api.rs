@@ -40,7 +40,9 @@ pub struct ApplyResponse<R> {
 }
 
 /// A handle to a running Raft node. Cheap to clone; every clone drives the
-/// same node.
+/// same node. When the last clone is dropped, the node stops as
+/// [`Raft::shutdown`] stops it (its transport and stores closed in order),
+/// in the background: call `shutdown` to wait for that.
 ///
 /// # Timeouts
 ///

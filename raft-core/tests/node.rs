@@ -163,6 +163,24 @@ async fn shutdown_stops_the_node_and_later_calls_fail() {
     assert!(cluster.network.transport(addr(0)).consumer().is_ok());
 }
 
+/// Dropping the last handle stops the node as `shutdown` would: its status
+/// reaches `Shutdown`, which the node sets once its transport and stores
+/// are closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_handle_stops_the_node() {
+    let mut cluster = TestCluster::new(1).await;
+    let raft = cluster.raft(cluster.leader().await);
+    raft.apply(num(1), SECOND).await.expect("apply");
+    let mut status = raft.watch_status();
+    let second_handle = raft.clone();
+    drop(raft);
+    drop(cluster.nodes[0].take());
+    second_handle.apply(num(2), SECOND).await.expect("one handle is left: the node still serves");
+    drop(second_handle);
+    let stopped = tokio::time::timeout(SECOND * 5, status.wait_for(|s| s.state == RaftState::Shutdown)).await;
+    assert!(matches!(stopped, Ok(Ok(_))), "the node did not stop after its last handle went");
+}
+
 /// Every node is subscribed before any can hear another, so nothing is
 /// missed. The winner of an election needed a granted vote from some other
 /// node, so that node observed it; which node that was is up to the race
