@@ -61,6 +61,14 @@ pub struct ServeConfig {
     /// How long a write or a read waits for the cluster before answering 504.
     #[serde(with = "humantime_ms")]
     pub request_timeout: std::time::Duration,
+    /// The most HTTP connections open at once; more wait in the kernel's
+    /// backlog until one closes.
+    pub max_http_connections: usize,
+    /// An HTTP connection that moves no byte either way for this long is
+    /// closed (a half-sent request, a client that does not read its answer,
+    /// an idle keep-alive). Longer than `request_timeout` and a second.
+    #[serde(with = "humantime_ms")]
+    pub http_idle_timeout: std::time::Duration,
     /// The Raft settings (`[raft]` table: `heartbeat_timeout = "1s"`, …).
     pub raft: Option<raft_kit::Config>,
 }
@@ -80,6 +88,8 @@ impl Default for ServeConfig {
             max_key_bytes: 1024,
             max_value_bytes: 1024 * 1024,
             request_timeout: std::time::Duration::from_secs(5),
+            max_http_connections: 1024,
+            http_idle_timeout: std::time::Duration::from_secs(60),
             raft: None,
         }
     }
@@ -107,6 +117,14 @@ pub enum ConfigError {
     /// A required setting has no value.
     #[error("missing --{0} (or `{1}` in the config file)")]
     Missing(&'static str, &'static str),
+    /// A setting's value cannot work.
+    #[error("`{key}`: {reason}")]
+    Invalid {
+        /// The TOML key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl ServeConfig {
@@ -130,6 +148,23 @@ impl ServeConfig {
         }
         if self.data_dir.is_none() {
             return Err(ConfigError::Missing("data-dir", "data_dir"));
+        }
+        if self.max_http_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "max_http_connections",
+                reason: "must be at least 1".into(),
+            });
+        }
+        // A request waits up to `request_timeout` for the cluster with its
+        // connection silent: the idle limit must not cut it off.
+        if self.http_idle_timeout <= self.request_timeout + std::time::Duration::from_secs(1) {
+            return Err(ConfigError::Invalid {
+                key: "http_idle_timeout",
+                reason: format!(
+                    "{:?} must be longer than request_timeout ({:?}) and a second",
+                    self.http_idle_timeout, self.request_timeout
+                ),
+            });
         }
         Ok(())
     }
@@ -187,5 +222,36 @@ mod tests {
         assert!(toml::from_str::<ServeConfig>("idd = \"n1\"").is_err());
         let config: ServeConfig = toml::from_str("id = \"n1\"").expect("parse");
         assert!(matches!(config.check(), Err(ConfigError::Missing("raft-addr", _))));
+    }
+
+    #[test]
+    fn the_readme_example_is_a_valid_config() {
+        let readme = include_str!("../README.md");
+        let example =
+            readme.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).expect("a toml block");
+        let config: ServeConfig = toml::from_str(example).expect("the README's example parses");
+        config.check().expect("and is complete");
+        assert_eq!(config.http_idle_timeout, std::time::Duration::from_secs(60));
+    }
+
+    #[test]
+    fn http_limits_are_read_and_checked() {
+        let complete =
+            "id = \"n1\"\nraft_addr = \"127.0.0.1:7001\"\nhttp_addr = \"127.0.0.1:8001\"\ndata_dir = \"d\"\n";
+        let config: ServeConfig =
+            toml::from_str(&format!("{complete}max_http_connections = 64\nhttp_idle_timeout = \"30s\""))
+                .expect("parse");
+        config.check().expect("valid");
+        assert_eq!(
+            (config.max_http_connections, config.http_idle_timeout),
+            (64, std::time::Duration::from_secs(30))
+        );
+        let config: ServeConfig =
+            toml::from_str(&format!("{complete}max_http_connections = 0")).expect("parse");
+        assert!(matches!(config.check(), Err(ConfigError::Invalid { key: "max_http_connections", .. })));
+        let config: ServeConfig =
+            toml::from_str(&format!("{complete}request_timeout = \"10s\"\nhttp_idle_timeout = \"10s\""))
+                .expect("parse");
+        assert!(matches!(config.check(), Err(ConfigError::Invalid { key: "http_idle_timeout", .. })));
     }
 }

@@ -4,7 +4,8 @@
 //! - [`fsm`]: the replicated state (keys, node HTTP addresses, request ids).
 //! - [`config`]: `serve`'s settings (TOML file and flags).
 //! - [`node`]: the data directory, the store, the transport, the `Raft`.
-//! - [`http`]: the HTTP API (axum); [`serve`]: a node and its API.
+//! - [`http`]: the HTTP API (axum); [`listener`]: its connection limits;
+//!   [`serve`]: a node and its API.
 //! - [`client`]: an HTTP client for the API.
 //! - [`demo`], [`bench`](mod@bench), [`inspect`]: the other subcommands.
 
@@ -15,5 +16,6 @@ pub mod demo;
 pub mod fsm;
 pub mod http;
 pub mod inspect;
+pub mod listener;
 pub mod node;
 pub mod serve;

@@ -75,6 +75,11 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         stop.await;
         let _ = stopping.send(());
     };
+    let listener = crate::listener::GuardedListener::new(
+        listener,
+        config.max_http_connections,
+        config.http_idle_timeout,
+    );
     let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(stop);
     let grace_over = async move {
         match stop_begun.await {
