@@ -24,10 +24,16 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for the node at `addr` (`host:port`).
+    /// A client for the node at `addr` (`host:port`). It lets go of a
+    /// pooled connection after 30 s unused, before a node's default
+    /// `http_idle_timeout` (60 s) closes it from the other end: reusing a
+    /// connection just as the server closes it fails the request.
     pub fn new(addr: impl Into<String>) -> Self {
-        let http =
-            reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("an HTTP client");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client");
         Self { http, addr: addr.into() }
     }
 

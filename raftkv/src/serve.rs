@@ -48,7 +48,13 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         raft: started.raft.clone(),
         fsm: started.fsm.clone(),
         http_addr: advertised.clone(),
-        client: reqwest::Client::new(),
+        // Forwarding to the leader reuses connections; a pooled one is let
+        // go before the leader's idle limit would close it under a request
+        // (nodes of a cluster share their settings).
+        client: reqwest::Client::builder()
+            .pool_idle_timeout(config.http_idle_timeout / 2)
+            .build()
+            .map_err(|error| ServeError::Http(std::io::Error::other(error)))?,
         max_key_bytes: config.max_key_bytes,
         max_value_bytes: config.max_value_bytes,
         timeout: config.request_timeout,
