@@ -276,17 +276,12 @@ async fn a_node_whose_join_is_refused_exits_with_the_reason() {
         }
     });
     let dir = tempfile::tempdir().expect("tempdir");
-    let child = tokio::process::Command::new(BINARY)
-        .args(["serve", "--id", "node-9", "--raft-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["--join", &seed_addr.to_string()])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("serve");
+    let mut args: Vec<std::ffi::OsString> =
+        ["serve", "--id", "node-9", "--raft-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir"]
+            .map(Into::into)
+            .into();
+    args.extend([dir.path().into(), "--join".into(), seed_addr.to_string().into()]);
+    let child = spawn_node(args, true);
     let output = tokio::time::timeout(SECOND * 20, child.wait_with_output()).await;
     let output = output.expect("the node kept running after its join was refused").expect("output");
     assert!(!output.status.success(), "{output:?}");
@@ -304,15 +299,9 @@ async fn sigterm_stops_a_node_that_a_stalled_client_holds() {
     let config = cluster.root.path().join("raftkv.toml");
     std::fs::write(&config, "request_timeout = \"1s\"\n").expect("config");
     let config = config.display().to_string();
-    let mut child = tokio::process::Command::new(BINARY)
-        .args(cluster.nodes[0].args())
-        .args(["--bootstrap", "--config", &config])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("serve");
+    let mut args: Vec<std::ffi::OsString> = cluster.nodes[0].args().iter().map(Into::into).collect();
+    args.extend(["--bootstrap".into(), "--config".into(), config.into()]);
+    let mut child = spawn_node(args, false);
     cluster.leader(&[0], SECOND * 10).await.expect("leader");
     let mut stalled = tokio::net::TcpStream::connect(&cluster.nodes[0].http).await.expect("connect");
     stalled
@@ -327,4 +316,18 @@ async fn sigterm_stops_a_node_that_a_stalled_client_holds() {
     assert!(status.success(), "{status:?}");
     drop(stalled);
     cluster.stop().await;
+}
+
+/// Starts `raftkv` with `args`, killed when dropped; its output captured
+/// (for `wait_with_output`) or discarded.
+fn spawn_node(args: Vec<std::ffi::OsString>, capture: bool) -> tokio::process::Child {
+    let output = || if capture { std::process::Stdio::piped() } else { std::process::Stdio::null() };
+    tokio::process::Command::new(BINARY)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(output())
+        .stderr(output())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("serve")
 }
