@@ -15,6 +15,7 @@
 //! - [`scenarios`]: the cluster scenarios, run by [`cluster_suite!`].
 //! - [`test_fsm`]: the scenarios' state machine and its consistency checker.
 //! - [`crash`]: the SIGKILL crash test for durable stores.
+//! - [`damage`]: files cut short are refused or lose nothing, run by [`damage_suite!`].
 //! - [`exclusive`]: a second open of a durable store's path is refused, in-process and from another process.
 //! - [`transport`]: the [`Transport`](raft_core::Transport) cases, run by [`transport_suite!`].
 //!
@@ -45,6 +46,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod crash;
+pub mod damage;
 pub mod exclusive;
 pub mod log_store;
 pub mod scenarios;
@@ -318,6 +320,21 @@ macro_rules! crash_suite {
         #[ignore = "long: 500 kills; run with --ignored"]
         fn sigkill_500_times_loses_nothing_acknowledged() {
             $crate::crash::kill_rounds("crash_child", 500, $open);
+        }
+    };
+}
+
+/// Declares the damage test of [`damage`] for a durable store, with `open` a
+/// function from a path to the opened store as a `Result` (refusing damage
+/// is the expected outcome): `a_file_cut_short_is_refused_or_loses_nothing`.
+#[macro_export]
+macro_rules! damage_suite {
+    ($open:expr $(,)?) => {
+        /// Every file of a filled store cut short in turn: the store refuses
+        /// to open, or opens with every entry, its term and its vote.
+        #[test]
+        fn a_file_cut_short_is_refused_or_loses_nothing() {
+            $crate::damage::cut_short($open);
         }
     };
 }

@@ -9,3 +9,5 @@ fn open(path: &std::path::Path) -> LmdbStore {
 }
 
 raft_conformance::crash_suite!(open);
+
+raft_conformance::damage_suite!(|path: &std::path::Path| LmdbStore::open(path));

@@ -30,7 +30,7 @@ pub struct WalStore {
     stats: Arc<Counters>,
     writer: Mutex<Writer>,
     index: RwLock<Index>,
-    stable: Mutex<StableFile>,
+    stable: Arc<Mutex<StableFile>>,
     _lock: LockFile,
 }
 
@@ -74,23 +74,19 @@ impl WalStore {
     /// Reads every segment; a torn record at the end of the last one (a
     /// write the process did not finish) is cut off and zeroed, and anything
     /// else that fails a check is [`StoreError::Corrupt`] (a segment of a
-    /// newer format: [`StoreError::UnsupportedVersion`]). A directory another
-    /// open store holds is [`StoreError::Locked`].
+    /// newer format: [`StoreError::UnsupportedVersion`]): among them a
+    /// segment file of another length than its header says (cut short by a
+    /// copy or a repair), and a lost file — the stable file, the newest
+    /// segment it records, or older segments no compaction let go of. A
+    /// directory another open store holds is [`StoreError::Locked`].
     pub fn open_with(dir: impl AsRef<Path>, options: WalOptions) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir)?;
         let lock = LockFile::acquire(dir.join(LOCK_FILE))?;
-        let stable = StableFile::open(&dir)?;
+        let stable = Arc::new(Mutex::new(StableFile::open(&dir)?));
         let stats = Arc::new(Counters::default());
-        let (writer, index) = recover::recover(&dir, options, stats.clone())?;
-        Ok(Self {
-            dir,
-            stats,
-            writer: Mutex::new(writer),
-            index: RwLock::new(index),
-            stable: Mutex::new(stable),
-            _lock: lock,
-        })
+        let (writer, index) = recover::recover(&dir, options, stats.clone(), stable.clone())?;
+        Ok(Self { dir, stats, writer: Mutex::new(writer), index: RwLock::new(index), stable, _lock: lock })
     }
 
     /// The store's directory.
@@ -332,12 +328,12 @@ impl WalStore {
 impl StableStore for WalStore {
     fn set(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         raft_core::stable::check_key(key)?;
-        self.stable.lock().unwrap_or_else(std::sync::PoisonError::into_inner).set(key, value)
+        writer::lock_stable(&self.stable).set(key, value)
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         raft_core::stable::check_key(key)?;
-        Ok(self.stable.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key))
+        Ok(writer::lock_stable(&self.stable).get(key))
     }
 }
 

@@ -10,3 +10,8 @@ fn open(path: &std::path::Path) -> WalStore {
 }
 
 raft_conformance::crash_suite!(open);
+
+// Small segments here too, so that the store spans several segment files.
+raft_conformance::damage_suite!(|path: &std::path::Path| {
+    WalStore::open_with(path, WalOptions::default().segment_size(64 << 10))
+});

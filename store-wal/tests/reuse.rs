@@ -4,26 +4,15 @@
 
 use raft_core::{Log, LogStore, StoreError};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use store_wal::{WalOptions, WalStore};
 
 fn options() -> WalOptions {
     WalOptions::default().segment_size(64 << 10)
 }
 
-fn entries(first: u64, count: u64) -> Vec<Log> {
-    (first..first + count).map(|i| Log::command(i, 1, format!("entry {i:06} {}", "x".repeat(40)))).collect()
-}
-
-fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == extension))
-        .collect();
-    paths.sort();
-    paths
-}
+mod support;
+use support::{entries, files};
 
 /// Appends `batches` batches of 100 after `store`'s last entry, keeping the
 /// newest 1,000 entries as a node does after its snapshots.

@@ -4,6 +4,7 @@
 use super::writer::{Active, Counters, Segment, Spare, Writer};
 use crate::record::Key;
 use crate::segment::{self, PREPARING, SEGMENT_HEADER_LEN, SegmentHeader};
+use crate::stable::StableFile;
 use raft_core::StoreError;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,9 @@ impl Writer {
             }
         };
         let (segment, active) = installed(&self.dir, file, &from, header)?;
+        // Recorded once the segment has its name: a crash in between leaves
+        // a newer segment than recorded, which open accepts.
+        super::writer::lock_stable(&self.stable).set_newest_segment(seq)?;
         let counter = if reused { &self.stats.segments_reused } else { &self.stats.segments_created };
         counter.fetch_add(1, Ordering::Relaxed);
         self.segments.push_back(segment);
@@ -154,16 +158,19 @@ impl Writer {
     }
 }
 
-/// The first segment of a new log, in a new zero-filled file of `size` bytes.
+/// The first segment of a new log, in a new zero-filled file of `size`
+/// bytes, recorded in the stable file (which the caller has created).
 pub(super) fn first_segment(
     dir: &Path,
     size: u64,
     stats: &Counters,
+    stable: &mut StableFile,
 ) -> Result<(Segment, Active), StoreError> {
     let header = SegmentHeader { seq: 1, base_index: 1, size, salt: segment::new_salt(1), prev_end: 0 };
     let prepared = dir.join(PREPARING);
     let file = segment::preallocate(&prepared, size)?;
     let installed = installed(dir, file, &prepared, header)?;
+    stable.set_newest_segment(1)?;
     stats.segments_created.fetch_add(1, Ordering::Relaxed);
     Ok(installed)
 }

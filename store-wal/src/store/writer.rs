@@ -3,13 +3,14 @@
 
 use crate::WalOptions;
 use crate::record::{self, HEADER_LEN, Key, Record};
+use crate::stable::StableFile;
 use raft_core::StoreError;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 #[derive(Debug, Default)]
 pub(super) struct Counters {
@@ -73,6 +74,15 @@ pub(super) struct Writer {
     /// left behind; says which renames succeeded.
     pub(super) removing: Option<std::thread::JoinHandle<Vec<PathBuf>>>,
     pub(super) stats: Arc<Counters>,
+    /// The stable file, shared with the store: each new segment is recorded
+    /// in it (lock order: the writer, then the stable file).
+    pub(super) stable: Arc<Mutex<StableFile>>,
+}
+
+/// Locks the stable file; a panic elsewhere leaves it whole (it changes
+/// only after a successful write).
+pub(super) fn lock_stable(stable: &Mutex<StableFile>) -> MutexGuard<'_, StableFile> {
+    stable.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Drop for Writer {
