@@ -3,6 +3,13 @@
 //! either holding it in memory: the process's peak resident memory grows by
 //! far less than the snapshot. (Its own test binary, so nothing else runs
 //! beside it.)
+//!
+//! Both connected nodes take the snapshot and leadership moves between them
+//! before the follower comes back, so that whichever node leads then (a
+//! loaded machine can change leaders at any time) must send it a snapshot:
+//! an earlier version snapshotted only the first leader, and when the other
+//! node took over the follower caught up from the log and the test waited
+//! its full minute for a snapshot that was never going to come.
 
 use raft_core::*;
 use std::io::{Read, Write};
@@ -75,12 +82,34 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn wait_for(what: &str, check: impl Fn() -> bool) {
+/// Waits for `check`, and on timeout says what it waited on: `describe`
+/// gives the state of everything the check looks at.
+async fn wait_for(what: &str, check: impl Fn() -> bool, describe: impl Fn() -> String) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; {}", describe());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+fn describe(nodes: &[Raft<PatternFsm>], restored: &[Arc<AtomicU64>], network: &InmemNetwork) -> String {
+    let lines: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, raft)| {
+            format!(
+                "n{i}: {:?} in term {}, leader {:?}, applied {}, last index {}, restored {} bytes, {} RPCs received",
+                raft.state(),
+                raft.current_term(),
+                raft.leader().map(|(id, _)| id),
+                raft.applied_index(),
+                raft.last_index(),
+                restored[i].load(Ordering::SeqCst),
+                network.rpc_count(&format!("a{i}").into()),
+            )
+        })
+        .collect();
+    lines.join("; ")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,9 +121,11 @@ async fn a_64_mib_snapshot_installs_on_a_follower_in_bounded_memory() {
     let mut nodes = Vec::new();
     for i in 0..3 {
         let mut config = Config::fast(format!("n{i}"));
-        config.heartbeat_timeout = Duration::from_millis(100);
-        config.election_timeout = Duration::from_millis(100);
-        config.leader_lease_timeout = Duration::from_millis(100);
+        // Long enough that a busy machine rarely changes leaders mid-stream
+        // (which restarts the install), short enough to keep the test quick.
+        config.heartbeat_timeout = Duration::from_millis(300);
+        config.election_timeout = Duration::from_millis(300);
+        config.leader_lease_timeout = Duration::from_millis(300);
         config.snapshot_threshold = 1 << 40;
         config.snapshot_interval = Duration::from_secs(3600);
         config.trailing_logs = 0;
@@ -112,7 +143,8 @@ async fn a_64_mib_snapshot_installs_on_a_follower_in_bounded_memory() {
         raft.bootstrap_cluster(Configuration::new(members.clone())).await.expect("bootstrap");
         nodes.push(raft);
     }
-    wait_for("a leader", || nodes.iter().any(|r| r.is_leader())).await;
+    let status = || describe(&nodes, &restored, &network);
+    wait_for("a leader", || nodes.iter().any(|r| r.is_leader()), status).await;
     let leader = nodes.iter().position(|r| r.is_leader()).expect("leader");
     let follower = (leader + 1) % 3;
     network.disconnect(&format!("a{follower}").into());
@@ -121,20 +153,34 @@ async fn a_64_mib_snapshot_installs_on_a_follower_in_bounded_memory() {
     }
     let meta = nodes[leader].snapshot().await.expect("snapshot").meta().clone();
     assert_eq!(meta.size, STATE_SIZE);
+    let other = 3 - leader - follower;
+    let other_meta = nodes[other].snapshot().await.expect("snapshot on the other node").meta().clone();
+    assert_eq!(other_meta.index, meta.index, "both snapshots cover every entry");
+    nodes[leader]
+        .leadership_transfer_to_server(format!("n{other}").into(), format!("a{other}").into())
+        .await
+        .expect("transfer");
+    wait_for("the other node to lead", || nodes[other].is_leader(), status).await;
 
     let before = peak_rss_kib();
     network.connect(&format!("a{follower}").into());
     let target = meta.index;
-    wait_for("the follower to install the snapshot", || {
-        nodes[follower].applied_index() >= target && restored[follower].load(Ordering::SeqCst) == STATE_SIZE
-    })
+    wait_for(
+        "the follower to install the snapshot",
+        || {
+            nodes[follower].applied_index() >= target
+                && restored[follower].load(Ordering::SeqCst) == STATE_SIZE
+        },
+        status,
+    )
     .await;
     if let (Some(before), Some(after)) = (before, peak_rss_kib()) {
         let grown_mib = after.saturating_sub(before) / 1024;
         eprintln!("peak RSS grew by {grown_mib} MiB while a 64 MiB snapshot streamed to a follower");
         assert!(grown_mib < 24, "peak RSS grew by {grown_mib} MiB for a 64 MiB snapshot");
     }
-    nodes[leader].apply("after", Duration::from_secs(1)).await.expect("the cluster goes on");
+    let leader = nodes.iter().find(|r| r.is_leader()).expect("a leader after the install");
+    leader.apply("after", Duration::from_secs(1)).await.expect("the cluster goes on");
     for raft in nodes {
         raft.shutdown().await.expect("shutdown");
     }
