@@ -149,6 +149,12 @@ impl Replication {
         let (prev_term, entries) = match read {
             Ok(Ok((Some(prev_term), entries))) => (prev_term, entries),
             Ok(Ok((None, _))) => return None,
+            // A compacted index is how replication learns that the follower
+            // needs a snapshot: nothing is wrong.
+            Ok(Err(error @ crate::StoreError::Compacted { .. })) => {
+                tracing::debug!(%error, peer = %self.peer.id, "the follower needs entries the log no longer has");
+                return None;
+            }
             Ok(Err(error)) => {
                 tracing::error!(%error, peer = %self.peer.id, "reading entries to replicate failed");
                 return None;
