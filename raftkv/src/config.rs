@@ -69,6 +69,11 @@ pub struct ServeConfig {
     /// an idle keep-alive). Longer than `request_timeout` and a second.
     #[serde(with = "humantime_ms")]
     pub http_idle_timeout: std::time::Duration,
+    /// A file holding the admin token (at least 16 visible ASCII
+    /// characters): when set, joins, removals and transfers must carry
+    /// `Authorization: Bearer <token>`, and this node sends it with its own
+    /// `--join`. Give every node of a cluster the same token.
+    pub admin_token_file: Option<PathBuf>,
     /// The Raft settings (`[raft]` table: `heartbeat_timeout = "1s"`, …).
     pub raft: Option<raft_kit::Config>,
 }
@@ -90,6 +95,7 @@ impl Default for ServeConfig {
             request_timeout: std::time::Duration::from_secs(5),
             max_http_connections: 1024,
             http_idle_timeout: std::time::Duration::from_secs(60),
+            admin_token_file: None,
             raft: None,
         }
     }

@@ -59,6 +59,34 @@ pub struct Applied {
     pub index: u64,
     /// Whether the command was a retry already applied.
     pub duplicate: bool,
+    /// Whether its request id was first used for another request (another
+    /// operation, key or value): nothing was applied, and the client reused
+    /// an id it should not have.
+    pub mismatch: bool,
+}
+
+impl Command {
+    /// A digest of what a write asks for (operation, key and value), kept with
+    /// its request id; `None` for commands that carry no request id.
+    pub fn digest(&self) -> Option<String> {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        match self {
+            Command::Put { key, value, .. } => {
+                hash.update(b"put\0");
+                hash.update((key.len() as u64).to_le_bytes());
+                hash.update(key.as_bytes());
+                hash.update(value);
+            }
+            Command::Delete { key, .. } => {
+                hash.update(b"delete\0");
+                hash.update(key.as_bytes());
+            }
+            Command::Register { .. } => return None,
+        }
+        let digest = hash.finalize();
+        Some(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
+    }
 }
 
 /// The state every node holds.
@@ -72,6 +100,10 @@ pub struct State {
     /// Request id → index of its application, oldest first in `dedup_order`.
     dedup: HashMap<String, u64>,
     dedup_order: VecDeque<String>,
+    /// Request id → digest of the request it was first used for (hex), so
+    /// that the same id on another request is told apart from a retry.
+    #[serde(default)]
+    dedup_digest: HashMap<String, String>,
     /// The index of the last command applied.
     pub applied: u64,
 }
@@ -83,10 +115,13 @@ impl State {
             Command::Put { request_id, .. } | Command::Delete { request_id, .. } => request_id.clone(),
             Command::Register { .. } => None,
         };
+        let digest = request_id.as_ref().and_then(|_| command.digest());
         if let Some(id) = &request_id
             && let Some(&first) = self.dedup.get(id)
         {
-            return Applied { index: first, duplicate: true };
+            // A state from before digests were kept has none: take it as a retry.
+            let mismatch = self.dedup_digest.get(id).is_some_and(|kept| Some(kept) != digest.as_ref());
+            return Applied { index: first, duplicate: true, mismatch };
         }
         match command {
             Command::Put { key, value, .. } => {
@@ -101,14 +136,18 @@ impl State {
         }
         if let Some(id) = request_id {
             self.dedup.insert(id.clone(), index);
+            if let Some(digest) = digest {
+                self.dedup_digest.insert(id.clone(), digest);
+            }
             self.dedup_order.push_back(id);
             while self.dedup_order.len() > DEDUP_WINDOW {
                 if let Some(old) = self.dedup_order.pop_front() {
                     self.dedup.remove(&old);
+                    self.dedup_digest.remove(&old);
                 }
             }
         }
-        Applied { index, duplicate: false }
+        Applied { index, duplicate: false, mismatch: false }
     }
 }
 
@@ -143,7 +182,7 @@ impl Fsm for KvFsm {
                 // is a bug or another program's log: skip it, loudly.
                 tracing::error!(index = log.index, %error, "skipping a command that does not decode");
                 state.applied = log.index;
-                Applied { index: log.index, duplicate: false }
+                Applied { index: log.index, duplicate: false, mismatch: false }
             }
         }
     }
@@ -279,12 +318,34 @@ mod tests {
     #[test]
     fn a_retried_request_id_applies_once() {
         let mut fsm = KvFsm::default();
-        assert_eq!(fsm.apply(&log(1, &put("a", b"1", Some("r1")))), Applied { index: 1, duplicate: false });
-        assert_eq!(fsm.apply(&log(2, &put("a", b"2", None))), Applied { index: 2, duplicate: false });
+        let fresh = |index| Applied { index, duplicate: false, mismatch: false };
+        assert_eq!(fsm.apply(&log(1, &put("a", b"1", Some("r1")))), fresh(1));
+        assert_eq!(fsm.apply(&log(2, &put("a", b"2", None))), fresh(2));
         // The retry of r1 must not set "a" back to 1.
-        assert_eq!(fsm.apply(&log(3, &put("a", b"1", Some("r1")))), Applied { index: 1, duplicate: true });
+        let retry = Applied { index: 1, duplicate: true, mismatch: false };
+        assert_eq!(fsm.apply(&log(3, &put("a", b"1", Some("r1")))), retry);
         assert_eq!(fsm.read().kv["a"], b"2");
         assert_eq!(fsm.read().applied, 3);
+    }
+
+    #[test]
+    fn a_request_id_reused_for_another_request_is_a_mismatch_and_applies_nothing() {
+        let mut fsm = KvFsm::default();
+        fsm.apply(&log(1, &put("a", b"1", Some("r1"))));
+        let reused = Applied { index: 1, duplicate: true, mismatch: true };
+        assert_eq!(fsm.apply(&log(2, &put("a", b"other", Some("r1")))), reused, "another value");
+        assert_eq!(fsm.apply(&log(3, &put("b", b"1", Some("r1")))), reused, "another key");
+        let delete = Command::Delete { key: "a".into(), request_id: Some("r1".into()) };
+        assert_eq!(fsm.apply(&log(4, &delete)), reused, "another operation");
+        assert_eq!(fsm.read().kv["a"], b"1");
+        assert!(!fsm.read().kv.contains_key("b"));
+        // Digests survive a snapshot.
+        let mut bytes = Vec::new();
+        fsm.snapshot().expect("snapshot").persist(&mut bytes).expect("persist");
+        let mut other = KvFsm::default();
+        other.restore(Box::new(std::io::Cursor::new(bytes))).expect("restore");
+        assert!(other.apply(&log(5, &put("a", b"2", Some("r1")))).mismatch);
+        assert!(!other.apply(&log(6, &put("a", b"1", Some("r1")))).mismatch);
     }
 
     #[test]
@@ -321,6 +382,7 @@ mod tests {
             state.apply(i + 1, put("k", b"v", Some(&format!("r{i}"))));
         }
         assert_eq!(state.dedup.len(), DEDUP_WINDOW);
+        assert_eq!(state.dedup_digest.len(), DEDUP_WINDOW);
         assert!(!state.dedup.contains_key("r0"));
     }
 

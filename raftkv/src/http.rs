@@ -1,40 +1,57 @@
 //! The HTTP API (axum). Every error is JSON:
-//! `{"error": "...", "leader": "<http addr of the leader, or null>"}`.
+//! `{"error": "...", "leader": "<http addr of the leader, or null>", "retryable": bool}`.
 //!
 //! | request | answer |
 //! |---------|--------|
 //! | `PUT /kv/{key}` (body: the value) | 200 `{"index": N}` once applied |
 //! | `DELETE /kv/{key}` | 200 `{"index": N}` once applied |
 //! | `GET /kv/{key}?consistency=stale\|default\|consistent` | 200 with the value's bytes, 404 if absent |
-//! | `GET /cluster/status` | id, state, term, leader, indexes, configuration |
-//! | `POST /cluster/join` `{"id", "raft_addr", "http_addr", "voter"}` | 200 `{"index": N}` |
-//! | `DELETE /cluster/servers/{id}` | 200 `{"index": N}` |
+//! | `GET /cluster/status` | id, state, term, leader, indexes, configuration, whether removed |
+//! | `POST /cluster/join` `{"id", "raft_addr", "http_addr", "voter", "readdress"}` | 200 `{"index": N}` |
+//! | `DELETE /cluster/servers/{id}` | 200 `{"index": N}`; 404 if not a member |
 //! | `POST /cluster/transfer` | 200 `{}` once another node leads |
 //! | `GET /metrics` | the library's metrics, Prometheus text format |
 //!
 //! Writes and `default`/`consistent` reads sent to a follower are forwarded
-//! to the leader. 503: no leader known; 504: the outcome is unknown (the
-//! write may or may not have been applied); 409: a membership change or
-//! leadership transfer is already under way (retry); 413: key or value too
-//! large; 400: a malformed request. A write that carries the header
-//! [`REQUEST_ID_HEADER`] applies once however often it is retried.
+//! to the leader, with the path and query exactly as the client sent them.
+//! 503: no leader known; 504: the outcome is unknown (the write may or may
+//! not have been applied); 409: a membership change or leadership transfer
+//! is already under way (retry), or a join names a member with other
+//! addresses — a write answered 409 was never applied; 410: this node was
+//! removed from the cluster; 401: the admin token is missing or wrong; 422:
+//! a request id reused for another request; 413: key or value too large;
+//! 414, 431: request line or headers too long; 400: a malformed request. A
+//! write that carries the header [`REQUEST_ID_HEADER`] applies once however
+//! often it is retried.
+
+mod cluster;
+mod kv;
+
+pub use cluster::{JoinRequest, StatusAnswer};
+pub use kv::{Consistency, WriteAnswer};
 
 use crate::fsm::{Applied, Command, KvFsm};
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use raft_kit::{Raft, RaftError, RaftState, ServerId};
+use raft_kit::{Raft, RaftError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The header a client sets to make a write idempotent.
 pub const REQUEST_ID_HEADER: &str = "raftkv-request-id";
 /// Set on a request a follower forwarded, so it is never forwarded twice.
 pub const FORWARDED_HEADER: &str = "raftkv-forwarded";
+/// The longest request target (path and query) answered; longer is 414.
+pub const URI_MAX_BYTES: usize = 8 << 10;
+/// The most bytes of headers answered; more is 431.
+pub const HEADERS_MAX_BYTES: usize = 32 << 10;
 
 /// What the handlers share.
 pub struct AppState {
@@ -54,6 +71,27 @@ pub struct AppState {
     pub timeout: Duration,
     /// Renders the metrics.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The admin token every cluster-changing request must carry, if set.
+    pub admin_token: Option<crate::admin::AdminToken>,
+    /// Set once this node learns it was removed from the cluster.
+    pub removed: Arc<AtomicBool>,
+    /// When this node leads: whether it has applied an entry of its own
+    /// term yet, so that its state holds every write an earlier leader
+    /// acknowledged (see [`LeaderReady`]).
+    pub leader_ready: LeaderReady,
+}
+
+/// Whether a leader's state is as new as its term: a new leader may not yet
+/// have applied writes the previous leader acknowledged, and a `default`
+/// read from it would go back in time. It becomes ready once a barrier (an
+/// entry of its own term) has applied; readers that come before wait for
+/// one barrier together.
+#[derive(Debug, Default)]
+pub struct LeaderReady {
+    /// The term in which this node, as leader, applied an entry of its own.
+    term: AtomicU64,
+    /// Held by the one reader running the barrier.
+    barrier: tokio::sync::Mutex<()>,
 }
 
 type Shared = Arc<AppState>;
@@ -65,13 +103,42 @@ pub struct ErrorBody {
     pub error: String,
     /// The leader's HTTP address, if known.
     pub leader: Option<String>,
+    /// Whether the same request may succeed if sent again later (no leader
+    /// yet, a change under way, an unknown outcome).
+    #[serde(default)]
+    pub retryable: bool,
 }
 
-struct ApiError(StatusCode, String, Option<String>);
+/// An error answer on its way out.
+struct ApiError {
+    status: StatusCode,
+    message: String,
+    leader: Option<String>,
+    /// `None`: as the status says (503, 504 and 409 are worth a retry).
+    retryable: Option<bool>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), leader: None, retryable: None }
+    }
+
+    /// Marks an answer that the same request will always get (a 409 for a
+    /// conflicting member, say), whatever its status.
+    fn final_answer(mut self) -> Self {
+        self.retryable = Some(false);
+        self
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(ErrorBody { error: self.1, leader: self.2 })).into_response()
+        let retryable = self.retryable.unwrap_or(matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT | StatusCode::CONFLICT
+        ));
+        let body = ErrorBody { error: self.message, leader: self.leader, retryable };
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -82,7 +149,7 @@ impl AppState {
     }
 
     fn error(&self, status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError(status, message.into(), self.leader_http())
+        ApiError { leader: self.leader_http(), ..ApiError::new(status, message) }
     }
 
     fn raft_error(&self, error: RaftError) -> ApiError {
@@ -92,12 +159,12 @@ impl AppState {
             }
             RaftError::Timeout | RaftError::LeadershipLost => self.error(
                 StatusCode::GATEWAY_TIMEOUT,
-                format!("outcome unknown ({error}): the write may or may not have been applied"),
+                format!("outcome unknown ({error}): the request may or may not have taken effect"),
             ),
             RaftError::ConfigurationChangeInProgress
             | RaftError::ConfigurationChanged { .. }
             | RaftError::LeadershipTransferInProgress => {
-                self.error(StatusCode::CONFLICT, format!("{error}; retry when it is done"))
+                self.error(StatusCode::CONFLICT, format!("{error}; not applied, retry when it is done"))
             }
             RaftError::Configuration(_)
             | RaftError::NotVoter(_)
@@ -107,11 +174,13 @@ impl AppState {
         }
     }
 
-    /// Sends a request this follower cannot answer to the leader, once.
+    /// Sends a request this follower cannot answer to the leader, once, with
+    /// the path and query the client sent (never one re-formed from decoded
+    /// parts, which could name another resource).
     async fn forward(
         &self,
         method: Method,
-        path_and_query: &str,
+        uri: &axum::http::Uri,
         headers: &HeaderMap,
         body: Bytes,
     ) -> Response {
@@ -123,13 +192,14 @@ impl AppState {
         let Some(leader) = self.leader_http().filter(|leader| *leader != self.http_addr) else {
             return self.error(StatusCode::SERVICE_UNAVAILABLE, "no leader is known").into_response();
         };
+        let path_and_query = uri.path_and_query().map_or_else(|| uri.path(), |p| p.as_str());
         let mut request = self
             .client
             .request(method, format!("http://{leader}{path_and_query}"))
             .header(FORWARDED_HEADER, "1")
             .timeout(self.timeout + Duration::from_secs(1))
             .body(body);
-        for name in [REQUEST_ID_HEADER, header::CONTENT_TYPE.as_str()] {
+        for name in [REQUEST_ID_HEADER, header::CONTENT_TYPE.as_str(), header::AUTHORIZATION.as_str()] {
             if let Some(value) = headers.get(name) {
                 request = request.header(name, value);
             }
@@ -166,305 +236,98 @@ impl AppState {
     }
 
     async fn apply(&self, command: Command) -> Result<Applied, ApiError> {
-        self.raft
+        let applied = self
+            .raft
             .apply(command.encode(), self.timeout)
             .await
             .map(|r| r.response)
-            .map_err(|e| self.raft_error(e))
+            .map_err(|e| self.raft_error(e))?;
+        if applied.mismatch {
+            return Err(self.error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "the {REQUEST_ID_HEADER} was first used at index {} for another request; nothing was applied (use a new id for a new request)",
+                    applied.index
+                ),
+            ));
+        }
+        Ok(applied)
+    }
+
+    /// Waits, as leader, until an entry of this term has applied (at once
+    /// when one has). Readers that arrive together share one barrier.
+    async fn until_leader_ready(&self) -> Result<(), ApiError> {
+        let term = self.raft.current_term();
+        if self.leader_ready.term.load(Ordering::Acquire) == term {
+            return Ok(());
+        }
+        let _one = self.leader_ready.barrier.lock().await;
+        if self.leader_ready.term.load(Ordering::Acquire) == term {
+            return Ok(());
+        }
+        self.raft.barrier(self.timeout).await.map_err(|e| self.raft_error(e))?;
+        if self.raft.current_term() != term || !self.raft.is_leader() {
+            return Err(self.error(StatusCode::SERVICE_UNAVAILABLE, "leadership changed during the read"));
+        }
+        self.leader_ready.term.store(term, Ordering::Release);
+        Ok(())
+    }
+
+    fn removed_error(&self) -> ApiError {
+        ApiError::new(
+            StatusCode::GONE,
+            "this node was removed from the cluster: it serves no reads or writes (restart it on an empty data directory with --join to add it again)",
+        )
+        .final_answer()
     }
 }
 
 /// The router for a node.
 pub fn router(state: Shared) -> Router {
     let body_limit = state.max_value_bytes + 64 * 1024;
+    let guards = axum::middleware::from_fn_with_state(state.clone(), guard);
     Router::new()
-        .route("/kv/{key}", get(get_key).put(put_key).delete(delete_key))
-        .route("/cluster/status", get(status))
-        .route("/cluster/join", post(join))
-        .route("/cluster/servers/{id}", delete(remove))
-        .route("/cluster/transfer", post(transfer))
+        .route("/kv/{key}", get(kv::get_key).put(kv::put_key).delete(kv::delete_key))
+        .route("/cluster/status", get(cluster::status))
+        .route("/cluster/join", post(cluster::join))
+        .route("/cluster/servers/{id}", delete(cluster::remove))
+        .route("/cluster/transfer", post(cluster::transfer))
         .route("/metrics", get(metrics))
         .fallback(|| async {
-            ApiError(StatusCode::NOT_FOUND, "no such endpoint (see raftkv's README for the API)".into(), None)
+            ApiError::new(StatusCode::NOT_FOUND, "no such endpoint (see raftkv's README for the API)")
         })
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed here (see raftkv's README for the API)"),
+            )
+        })
+        .layer(guards)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 
-/// The answer to a write.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct WriteAnswer {
-    /// The index the write took effect at.
-    pub index: u64,
-}
-
-fn request_id(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    match headers.get(REQUEST_ID_HEADER) {
-        None => Ok(None),
-        Some(value) => match value.to_str() {
-            Ok(id) if !id.is_empty() && id.len() <= 128 => Ok(Some(id.to_owned())),
-            _ => Err(state.error(
-                StatusCode::BAD_REQUEST,
-                format!("{REQUEST_ID_HEADER} must be 1 to 128 visible ASCII characters"),
-            )),
-        },
+/// What every request passes first: its request line and headers within
+/// bounds (414, 431), and a node that was removed serves only its status
+/// and metrics (410).
+async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let target = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > URI_MAX_BYTES {
+        let message = format!("the request target is {target} bytes; the limit is {URI_MAX_BYTES}");
+        return ApiError::new(StatusCode::URI_TOO_LONG, message).into_response();
     }
-}
-
-fn check_key(state: &AppState, key: &str) -> Result<(), ApiError> {
-    if key.is_empty() {
-        return Err(state.error(StatusCode::BAD_REQUEST, "the key is empty"));
+    let headers: usize =
+        request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    if headers > HEADERS_MAX_BYTES {
+        let message = format!("the headers are {headers} bytes; the limit is {HEADERS_MAX_BYTES}");
+        return ApiError::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, message).into_response();
     }
-    if key.len() > state.max_key_bytes {
-        return Err(state.error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the key is {} bytes; the limit is {}", key.len(), state.max_key_bytes),
-        ));
+    let path = request.uri().path();
+    let always = path == "/cluster/status" || path == "/metrics";
+    if !always && state.removed.load(Ordering::Acquire) {
+        return state.removed_error().into_response();
     }
-    Ok(())
-}
-
-fn uri_of(request: &Request) -> String {
-    request
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| request.uri().path().to_owned())
-}
-
-async fn put_key(State(state): State<Shared>, Path(key): Path<String>, request: Request) -> Response {
-    write_key(state, key, request, true).await
-}
-
-async fn delete_key(State(state): State<Shared>, Path(key): Path<String>, request: Request) -> Response {
-    write_key(state, key, request, false).await
-}
-
-async fn write_key(state: Shared, key: String, request: Request, put: bool) -> Response {
-    let uri = uri_of(&request);
-    let (parts, body) = request.into_parts();
-    let limit = state.max_value_bytes;
-    let value = match axum::body::to_bytes(body, limit + 1).await {
-        Ok(bytes) if bytes.len() <= limit => bytes,
-        Ok(bytes) => {
-            return state
-                .error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the value is {} bytes; the limit is {limit}", bytes.len()),
-                )
-                .into_response();
-        }
-        Err(_) => {
-            return state
-                .error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the value is larger than the limit of {limit} bytes"),
-                )
-                .into_response();
-        }
-    };
-    let checked = check_key(&state, &key).and_then(|()| request_id(&state, &parts.headers));
-    let request_id = match checked {
-        Ok(id) => id,
-        Err(error) => return error.into_response(),
-    };
-    if !state.raft.is_leader() {
-        return state.forward(parts.method, &uri, &parts.headers, value).await;
-    }
-    let command = if put {
-        Command::Put { key, value: value.to_vec(), request_id }
-    } else {
-        Command::Delete { key, request_id }
-    };
-    match state.apply(command).await {
-        Ok(applied) => Json(WriteAnswer { index: applied.index }).into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
-/// `?consistency=`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Consistency {
-    /// From this node's state, whatever it is.
-    Stale,
-    /// From the leader's state, without a quorum round.
-    #[default]
-    Default,
-    /// Linearizable: through `consistent_read` on the leader.
-    Consistent,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReadQuery {
-    #[serde(default)]
-    consistency: Consistency,
-}
-
-async fn get_key(
-    State(state): State<Shared>,
-    Path(key): Path<String>,
-    query: Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>,
-    request: Request,
-) -> Response {
-    let Ok(Query(query)) = query else {
-        return state
-            .error(StatusCode::BAD_REQUEST, "consistency must be one of stale, default, consistent")
-            .into_response();
-    };
-    if let Err(error) = check_key(&state, &key) {
-        return error.into_response();
-    }
-    let read = |fsm: &KvFsm| fsm.read().kv.get(&key).cloned();
-    let value = match query.consistency {
-        Consistency::Stale => read(&state.fsm),
-        _ if !state.raft.is_leader() => {
-            let uri = uri_of(&request);
-            return state.forward(Method::GET, &uri, request.headers(), Bytes::new()).await;
-        }
-        Consistency::Default => read(&state.fsm),
-        Consistency::Consistent => {
-            match state.raft.consistent_read(state.timeout, || read(&state.fsm)).await {
-                Ok(value) => value,
-                Err(error) => return state.raft_error(error).into_response(),
-            }
-        }
-    };
-    match value {
-        Some(value) => {
-            ([(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))], value)
-                .into_response()
-        }
-        None => state.error(StatusCode::NOT_FOUND, format!("no key `{key}`")).into_response(),
-    }
-}
-
-/// `GET /cluster/status`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct StatusAnswer {
-    /// This node's id.
-    pub id: String,
-    /// Its HTTP address.
-    pub http_addr: String,
-    /// Its role.
-    pub state: RaftState,
-    /// Its term.
-    pub term: u64,
-    /// The leader's id, if known.
-    pub leader: Option<String>,
-    /// The leader's HTTP address, if known.
-    pub leader_http: Option<String>,
-    /// The commit index.
-    pub commit_index: u64,
-    /// The index applied to the key-value state.
-    pub applied_index: u64,
-    /// The last index in the log.
-    pub last_index: u64,
-    /// The latest configuration.
-    pub configuration: raft_kit::Configuration,
-    /// Every node's HTTP address, by id.
-    pub http_addrs: std::collections::BTreeMap<String, String>,
-    /// How many keys this node holds.
-    pub keys: usize,
-}
-
-async fn status(State(state): State<Shared>) -> Json<StatusAnswer> {
-    let stats = state.raft.stats();
-    let (http_addrs, keys) = {
-        let fsm = state.fsm.read();
-        (fsm.http_addrs.clone(), fsm.kv.len())
-    };
-    Json(StatusAnswer {
-        id: state.raft.id().to_string(),
-        http_addr: state.http_addr.clone(),
-        state: stats.state,
-        term: stats.term,
-        leader: stats.leader.as_ref().map(|(id, _)| id.to_string()),
-        leader_http: state.leader_http(),
-        commit_index: stats.commit_index,
-        applied_index: stats.applied_index,
-        last_index: stats.last_log_index,
-        configuration: stats.configuration,
-        http_addrs,
-        keys,
-    })
-}
-
-/// `POST /cluster/join`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JoinRequest {
-    /// The new node's id.
-    pub id: String,
-    /// Its Raft address.
-    pub raft_addr: String,
-    /// Its HTTP address.
-    pub http_addr: String,
-    /// Whether it votes (default true).
-    #[serde(default = "yes")]
-    pub voter: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-async fn join(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let join: JoinRequest = match serde_json::from_slice(&body) {
-        Ok(join) => join,
-        Err(error) => {
-            return state.error(StatusCode::BAD_REQUEST, format!("a join request: {error}")).into_response();
-        }
-    };
-    if join.id.is_empty() || join.raft_addr.is_empty() || join.http_addr.is_empty() {
-        return state
-            .error(StatusCode::BAD_REQUEST, "id, raft_addr and http_addr must not be empty")
-            .into_response();
-    }
-    if !state.raft.is_leader() {
-        return state.forward(Method::POST, "/cluster/join", &headers, body).await;
-    }
-    if let Err(error) =
-        state.apply(Command::Register { id: join.id.clone(), http_addr: join.http_addr.clone() }).await
-    {
-        return error.into_response();
-    }
-    let (id, addr) = (ServerId::new(join.id), raft_kit::ServerAddress::new(join.raft_addr));
-    let added = if join.voter {
-        state.raft.add_voter(id, addr, 0, state.timeout).await
-    } else {
-        state.raft.add_nonvoter(id, addr, 0, state.timeout).await
-    };
-    match added {
-        Ok(index) => Json(WriteAnswer { index }).into_response(),
-        Err(error) => state.raft_error(error).into_response(),
-    }
-}
-
-async fn remove(State(state): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    if !state.raft.is_leader() {
-        return state
-            .forward(Method::DELETE, &format!("/cluster/servers/{id}"), &headers, Bytes::new())
-            .await;
-    }
-    match state.raft.remove_server(ServerId::new(id), 0, state.timeout).await {
-        Ok(index) => Json(WriteAnswer { index }).into_response(),
-        Err(error) => state.raft_error(error).into_response(),
-    }
-}
-
-async fn transfer(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    if !state.raft.is_leader() {
-        return state.forward(Method::POST, "/cluster/transfer", &headers, Bytes::new()).await;
-    }
-    match tokio::time::timeout(state.timeout, state.raft.leadership_transfer()).await {
-        Ok(Ok(())) => Json(serde_json::json!({})).into_response(),
-        Ok(Err(error)) => state.raft_error(error).into_response(),
-        Err(_) => {
-            state.error(StatusCode::GATEWAY_TIMEOUT, "the transfer did not finish in time").into_response()
-        }
-    }
+    next.run(request).await
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {
@@ -474,4 +337,9 @@ async fn metrics(State(state): State<Shared>) -> Response {
         }
         None => state.error(StatusCode::NOT_FOUND, "metrics are not enabled in this process").into_response(),
     }
+}
+
+/// A path parameter that did not decode (not UTF-8, say), as a JSON 400.
+fn bad_path(state: &AppState, rejection: &axum::extract::rejection::PathRejection) -> Response {
+    state.error(StatusCode::BAD_REQUEST, format!("the path: {}", rejection.body_text())).into_response()
 }

@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Commands {
     /// Runs a node and its HTTP API until Ctrl-C or SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Starts three nodes on loopback, kills the leader, restarts it, checks every key.
     Demo,
     /// Closed-loop HTTP load against a running cluster.
@@ -69,6 +69,10 @@ struct ServeArgs {
     /// This node's private key (PEM).
     #[arg(long, requires = "tls_ca")]
     tls_key: Option<PathBuf>,
+    /// A file holding the admin token that joins, removals and transfers
+    /// must carry (`Authorization: Bearer <token>`).
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -93,7 +97,7 @@ struct BenchArgs {
     keys: u64,
 }
 
-fn serve_config(args: ServeArgs) -> Result<ServeConfig, Box<dyn std::error::Error>> {
+fn serve_config(args: Box<ServeArgs>) -> Result<ServeConfig, Box<dyn std::error::Error>> {
     let mut config = match &args.config {
         Some(path) => ServeConfig::from_file(path)?,
         None => ServeConfig::default(),
@@ -110,6 +114,7 @@ fn serve_config(args: ServeArgs) -> Result<ServeConfig, Box<dyn std::error::Erro
     config.store = args.store.unwrap_or(config.store);
     config.bootstrap |= args.bootstrap;
     config.join = args.join.or(config.join);
+    config.admin_token_file = args.admin_token_file.or(config.admin_token_file);
     if let (Some(ca), Some(cert), Some(key)) = (args.tls_ca, args.tls_cert, args.tls_key) {
         config.tls = Some(TlsFiles { ca, cert, key });
     }

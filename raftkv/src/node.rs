@@ -77,6 +77,16 @@ pub enum StartError {
     /// The Raft node refused to start.
     #[error(transparent)]
     Raft(#[from] RaftError),
+    /// The node was removed from its cluster; its data directory is done.
+    #[error(
+        "node `{id}` was removed from its cluster (the configuration in {dir} no longer holds it): start it on an empty data directory with --join to add it again"
+    )]
+    Removed {
+        /// The node id.
+        id: String,
+        /// The data directory.
+        dir: PathBuf,
+    },
     /// A setting is missing or wrong.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -194,9 +204,14 @@ pub async fn start(config: &ServeConfig) -> Result<Node, StartError> {
             (new_raft(raft_config, fsm.clone(), logs, stable, snapshots, transport).await?, false)
         }
     };
+    if crate::membership::was_member(&dir) && crate::membership::shows_removed(&raft) {
+        let _ = raft.shutdown().await;
+        return Err(StartError::Removed { id: config.id.clone(), dir });
+    }
     if config.bootstrap && !had_state {
         let me = raft_kit::Server::voter(raft.id().clone(), raft.local_addr().clone());
         raft.bootstrap_cluster(raft_kit::Configuration::new(vec![me])).await?;
+        crate::membership::mark_member(&dir).map_err(|error| StartError::Io { dir: dir.clone(), error })?;
     }
     Ok(Node { raft, fsm, had_state })
 }

@@ -1,10 +1,12 @@
 //! `raftkv serve`: a node and its HTTP API, until Ctrl-C or SIGTERM.
 
+use crate::admin::AdminToken;
 use crate::config::ServeConfig;
 use crate::fsm::Command;
 use crate::http::{AppState, JoinRequest, router};
 use crate::node::{self, StartError};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// Why `serve` stopped with an error.
@@ -32,11 +34,18 @@ pub enum ServeError {
     /// The HTTP server failed.
     #[error("HTTP server: {0}")]
     Http(std::io::Error),
+    /// The admin token file could not be used.
+    #[error("admin token: {0}")]
+    AdminToken(String),
 }
 
 /// Runs a node until Ctrl-C or SIGTERM.
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let admin_token = match &config.admin_token_file {
+        Some(path) => Some(AdminToken::from_file(path).map_err(ServeError::AdminToken)?),
+        None => None,
+    };
     let started = node::start(&config).await?;
     let http_addr = config.http_addr.expect("checked by start");
     let listener = tokio::net::TcpListener::bind(http_addr)
@@ -59,9 +68,14 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         max_value_bytes: config.max_value_bytes,
         timeout: config.request_timeout,
         metrics,
+        admin_token,
+        removed: Arc::new(AtomicBool::new(false)),
+        leader_ready: Default::default(),
     });
     tracing::info!(id = %config.id, raft = %started.raft.local_addr(), http = %advertised, "raftkv node serving");
     let registrar = tokio::spawn(register_when_leading(state.clone()));
+    let dir = config.data_dir.clone().expect("checked by start");
+    let membership = tokio::spawn(crate::membership::watch(started.raft.clone(), dir, state.removed.clone()));
     // A join refused for good stops the node too: serving as a member of
     // no cluster until someone notices would only hide the error.
     let (join_failed, join_failure) = tokio::sync::oneshot::channel::<()>();
@@ -115,6 +129,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     };
     let (served, joined) = tokio::join!(server, joined);
     registrar.abort();
+    membership.abort();
     let _ = started.raft.shutdown().await;
     joined?;
     served.map_err(ServeError::Http)
@@ -163,27 +178,39 @@ async fn join(state: &AppState, via: &str, config: &ServeConfig) -> Result<(), S
         raft_addr: state.raft.local_addr().to_string(),
         http_addr: state.http_addr.clone(),
         voter: true,
+        readdress: false,
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let answer = state
+        let mut post = state
             .client
             .post(format!("http://{via}/cluster/join"))
             .json(&request)
-            .timeout(config.request_timeout + Duration::from_secs(2))
-            .send()
-            .await;
-        let reason = match answer {
+            .timeout(config.request_timeout + Duration::from_secs(2));
+        if let Some(token) = &state.admin_token {
+            post = post.header(reqwest::header::AUTHORIZATION, token.header_value());
+        }
+        let reason = match post.send().await {
             Ok(answer) if answer.status().is_success() => {
                 tracing::info!(via, "joined the cluster");
+                let dir = config.data_dir.as_deref().expect("checked by start");
+                if let Err(error) = crate::membership::mark_member(dir) {
+                    tracing::warn!(%error, "marking the node a member failed");
+                }
                 return Ok(());
             }
-            // 409: another change is under way; anything else 4xx is final.
-            Ok(answer) if answer.status().is_client_error() && answer.status().as_u16() != 409 => {
+            Ok(answer) => {
+                let status = answer.status();
                 let text = answer.text().await.unwrap_or_default();
-                return Err(ServeError::Join { via: via.into(), reason: text });
+                // The answer says whether the same join may work later (a
+                // change under way, no leader yet); a 4xx that does not is final.
+                let body = serde_json::from_str::<crate::http::ErrorBody>(&text).ok();
+                let retryable = body.as_ref().map_or(status.is_server_error(), |body| body.retryable);
+                if status.is_client_error() && !retryable {
+                    return Err(ServeError::Join { via: via.into(), reason: format!("{status}: {text}") });
+                }
+                format!("{status}: {text}")
             }
-            Ok(answer) => format!("{}: {}", answer.status(), answer.text().await.unwrap_or_default()),
             Err(error) => error.to_string(),
         };
         if tokio::time::Instant::now() > deadline {
