@@ -13,9 +13,11 @@
 //!
 //! # Layout
 //!
-//! - [`InmemNetwork`]: the switchboard and its fault controls.
-//! - [`InmemTransport`]: one node's [`Transport`](raft_core::Transport).
-//! - [`Faults`]: the probabilistic faults in force.
+//! - `fabric`: what every endpoint shares (registrations, partitions, the
+//!   seeded fault source, counters), and [`Faults`], the probabilistic faults
+//!   in force; it imports neither of the modules below.
+//! - `network`: [`InmemNetwork`], the switchboard and its fault controls.
+//! - `transport`: [`InmemTransport`], one node's [`Transport`](raft_core::Transport).
 //!
 //! # Quick start
 //!
@@ -40,8 +42,10 @@
 //! # }
 //! ```
 
+mod fabric;
 mod network;
 mod transport;
 
-pub use network::{Faults, InmemNetwork, MessageHook};
+pub use fabric::{Faults, MessageHook};
+pub use network::InmemNetwork;
 pub use transport::InmemTransport;

@@ -1,5 +1,4 @@
-use crate::InmemNetwork;
-use crate::network::Counters;
+use crate::fabric::{Counters, Shared};
 use bytes::BytesMut;
 use raft_core::codec::{decode_message, encode_message};
 use raft_core::*;
@@ -7,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// One node's end of an [`InmemNetwork`].
+/// One node's end of an [`InmemNetwork`](crate::InmemNetwork).
 ///
 /// Cheap to clone: clones are the same endpoint.
 #[derive(Clone)]
@@ -18,7 +17,7 @@ pub struct InmemTransport {
 /// The state every clone of an [`InmemTransport`] shares.
 #[doc(hidden)]
 pub struct Endpoint {
-    network: InmemNetwork,
+    network: Arc<Shared>,
     addr: ServerAddress,
     instance: u64,
     consumer: Mutex<Option<RpcReceiver>>,
@@ -112,12 +111,12 @@ fn through_codec<T: Wire>(value: T, codec: bool) -> Result<(T, u64), TransportEr
 
 impl InmemTransport {
     pub(crate) fn new(
-        network: InmemNetwork,
+        network: Arc<Shared>,
         addr: ServerAddress,
         instance: u64,
         receiver: RpcReceiver,
     ) -> Self {
-        let counters = network.shared.counters(&addr);
+        let counters = network.counters(&addr);
         let consumer = Mutex::new(Some(receiver));
         let endpoint =
             Endpoint { network, addr, instance, consumer, closed: AtomicBool::new(false), counters };
@@ -126,7 +125,7 @@ impl InmemTransport {
 
     async fn fail_after_a_while(&self, error: TransportError) -> TransportError {
         let wait = {
-            let mut state = self.network.shared.lock();
+            let mut state = self.network.lock();
             let max = state.faults.failure_delay_max;
             state.between(Duration::ZERO, max)
         };
@@ -167,11 +166,11 @@ impl InmemTransport {
         if self.closed.load(Ordering::Acquire) {
             return Err(TransportError::Shutdown);
         }
-        let (request, size) = through_codec(request, self.network.shared.codec)?;
+        let (request, size) = through_codec(request, self.network.codec)?;
         self.counters.rpcs.fetch_add(1, Ordering::Relaxed);
         self.counters.bytes.fetch_add(size, Ordering::Relaxed);
         let (incoming, delay, drop_request, held, duplicate_after) = {
-            let mut state = self.network.shared.lock();
+            let mut state = self.network.lock();
             let reachable = state.reachable(&self.addr, &target);
             let incoming = state.nodes.get(&target).filter(|_| reachable).map(|r| r.incoming.clone());
             let faults = state.faults.clone();
@@ -205,7 +204,7 @@ impl InmemTransport {
         }
         let (respond, answer) = Responder::new();
         let rpc = wrap(request, respond);
-        self.network.shared.tell(|| format!("{} → {target} {}", self.addr, describe(&rpc)));
+        self.network.tell(|| format!("{} → {target} {}", self.addr, describe(&rpc)));
         if incoming.send(rpc).await.is_err() {
             return Err(TransportError::Unreachable(target));
         }
@@ -215,7 +214,7 @@ impl InmemTransport {
             Err(_) => return Err(TransportError::Unreachable(target)),
         };
         let (reachable, drop_reply, hold, held) = {
-            let mut state = self.network.shared.lock();
+            let mut state = self.network.lock();
             let reachable = state.reachable(&target, &self.addr);
             let faults = state.faults.clone();
             let hold =
@@ -234,8 +233,8 @@ impl InmemTransport {
         if let Some(hold) = hold {
             tokio::time::sleep(hold).await;
         }
-        self.network.shared.tell(|| format!("{target} → {} answer", self.addr));
-        Ok(through_codec(response, self.network.shared.codec)?.0)
+        self.network.tell(|| format!("{target} → {} answer", self.addr));
+        Ok(through_codec(response, self.network.codec)?.0)
     }
 }
 
@@ -344,7 +343,7 @@ impl Transport for InmemTransport {
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.closed.store(true, Ordering::Release);
-            let mut state = self.network.shared.lock();
+            let mut state = self.network.lock();
             if state.nodes.get(&self.addr).is_some_and(|r| r.instance == self.instance) {
                 state.nodes.remove(&self.addr);
             }
