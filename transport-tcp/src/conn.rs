@@ -6,18 +6,12 @@ use crate::wire::{self, Auth, ConnectionKind, Frame, FrameKind, Hello, Status, W
 use bytes::BytesMut;
 use raft_core::codec;
 use raft_core::{Message, ServerAddress, ServerId, TransportError};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// A stream a connection runs over: TCP, or TLS over TCP.
-pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
-
-/// A boxed stream.
-pub(crate) type BoxStream = Pin<Box<dyn Stream>>;
+pub(crate) use crate::stream::BoxStream;
 
 /// Sets the socket options every connection gets, dialed or accepted: no
 /// Nagle delay, and TCP keepalive when configured.

@@ -20,8 +20,12 @@
 //! - [`TcpTransport`]: the transport; [`TcpConfig`] configures it.
 //! - `wire` ([`wire`]): handshake and frame encoding, pure and fuzzable.
 //! - [`ClusterSecret`]: the optional shared secret of the handshake's proofs.
-//! - `conn`, `server`, `slots`, `transport` (private): connections and the
-//!   handshake, the accepting side and its connection slots, the dialing side.
+//! - Private, from the bottom up (each imports only modules above it in
+//!   this list): `error` ([`TcpError`]), `stream` (the boxed TCP or TLS byte
+//!   stream), `tls`, `config`, `conn` (one connection and its handshake),
+//!   `shared` (what a transport's tasks share: settings, TLS, the dialing
+//!   pool), `server` (the accepting side and its connection `slots`), and
+//!   `transport` (the handle and the dialing side).
 //!
 //! # Quick start
 //!
@@ -50,9 +54,12 @@
 mod auth;
 mod config;
 mod conn;
+mod error;
 mod ratelimit;
 mod server;
+mod shared;
 mod slots;
+mod stream;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
@@ -60,7 +67,8 @@ pub mod wire;
 
 pub use auth::{ClusterSecret, SECRET_MIN};
 pub use config::{PeerFilter, TcpConfig};
+pub use error::TcpError;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::{NodeNames, TlsConfig};
-pub use transport::{TcpError, TcpTransport};
+pub use transport::TcpTransport;

@@ -4,9 +4,10 @@
 //! connection, and a task per connection that hands requests to the node
 //! and writes the answers back in order.
 
-use crate::conn::{self, BoxStream};
+use crate::conn;
+use crate::shared::Shared;
 use crate::slots::{Limits, Registry, Slot};
-use crate::transport::Shared;
+use crate::stream::BoxStream;
 use crate::wire::{self, Frame, FrameKind};
 use bytes::{Bytes, BytesMut};
 use raft_core::{Message, Responder, Rpc, RpcRejection, SnapshotStream, TransportError};

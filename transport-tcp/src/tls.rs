@@ -2,8 +2,8 @@
 //! the cluster's CA and accepts only peers that do the same, and a
 //! certificate names the node ids it may claim ([`NodeNames`]).
 
-use crate::TcpError;
-use crate::conn::BoxStream;
+use crate::error::TcpError;
+use crate::stream::BoxStream;
 use raft_core::{ServerAddress, ServerId, TransportError};
 use std::sync::Arc;
 use tokio::net::TcpStream;
