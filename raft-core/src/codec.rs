@@ -25,8 +25,8 @@ pub const FORMAT_VERSION: u8 = 1;
 /// `Config::max_append_entries`, itself at most 1024).
 pub const ENTRIES_MAX: usize = 4096;
 /// The most servers one configuration may list (`Configuration::validate`
-/// refuses more).
-pub const SERVERS_MAX: usize = 1024;
+/// refuses more); defined beside `Configuration`.
+pub use crate::configuration::SERVERS_MAX;
 /// The most a decode allocates beyond its input's length: the capped lists'
 /// decoded structures, which are larger in memory than on the wire.
 pub const DECODE_OVERHEAD_MAX: usize =

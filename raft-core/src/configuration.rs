@@ -2,6 +2,10 @@
 
 use std::fmt;
 
+/// The most servers one configuration may list: [`Configuration::validate`]
+/// refuses more, and the codec refuses to decode more.
+pub const SERVERS_MAX: usize = 1024;
+
 /// A server's stable identity, unique within a cluster.
 ///
 /// It never changes for the life of a server, even when its address does.
@@ -122,7 +126,7 @@ pub enum ConfigurationError {
     /// The configuration has no voter, so it could never elect a leader.
     #[error("the configuration has no voter")]
     NoVoter,
-    /// More servers than a configuration may hold ([`SERVERS_MAX`](crate::codec::SERVERS_MAX)).
+    /// More servers than a configuration may hold ([`SERVERS_MAX`]).
     #[error("the configuration lists {count} servers, more than the {max} allowed")]
     TooManyServers {
         /// How many it lists.
@@ -184,7 +188,7 @@ impl Configuration {
     /// Checks that ids and addresses are unique and non-empty and that at least
     /// one server votes.
     pub fn validate(&self) -> Result<(), ConfigurationError> {
-        let max = crate::codec::SERVERS_MAX;
+        let max = SERVERS_MAX;
         if self.servers.len() > max {
             return Err(ConfigurationError::TooManyServers { count: self.servers.len(), max });
         }
