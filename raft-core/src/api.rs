@@ -201,8 +201,12 @@ impl<F: Fsm> Raft<F> {
         // Everything the node, its helper tasks and its storage and FSM
         // threads log carries this span: which node said it.
         let span = tracing::info_span!("raft", node = %config.local_id);
+        let reports = events_tx.clone();
+        let reporter: crate::storage::Reporter = Box::new(move |report| {
+            let _ = reports.blocking_send(crate::raft::Event::from(report));
+        });
         let storage = span
-            .in_scope(|| Storage::start(log.clone(), events_tx.clone(), crate::storage::MERGE_BYTES))
+            .in_scope(|| Storage::start(log.clone(), reporter, crate::storage::MERGE_BYTES))
             .map_err(io_error)?;
         let metrics = crate::metrics::NodeMetrics::new(config.local_id.as_str());
         let settings = crate::fsm::runner::RunnerSettings {

@@ -36,7 +36,7 @@ pub enum RaftError {
     /// The node's stores do not fit together and starting would lose
     /// committed entries; nothing was changed. See [`RecoveryError`](crate::recovery::RecoveryError).
     #[error(transparent)]
-    Recovery(#[from] crate::recovery::RecoveryError),
+    Recovery(#[from] crate::recovery::error::RecoveryError),
     /// A snapshot was asked for, but nothing was applied since the last one.
     #[error("nothing new to snapshot")]
     NothingNewToSnapshot,

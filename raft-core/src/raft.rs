@@ -34,12 +34,16 @@ use tracing::Instrument;
 pub(crate) use leader::LeaderState;
 pub(crate) use snapshot::stream_snapshot;
 
-/// StableStore key of the current term.
-pub(crate) const KEY_CURRENT_TERM: &[u8] = b"CurrentTerm";
-/// StableStore key of the term in which the last vote was cast.
-pub(crate) const KEY_LAST_VOTE_TERM: &[u8] = b"LastVoteTerm";
-/// StableStore key of the candidate that vote went to.
-pub(crate) const KEY_LAST_VOTE_CAND: &[u8] = b"LastVoteCand";
+pub(crate) use crate::stable::{KEY_CURRENT_TERM, KEY_LAST_VOTE_CAND, KEY_LAST_VOTE_TERM};
+
+impl From<crate::storage::StorageReport> for Event {
+    fn from(report: crate::storage::StorageReport) -> Self {
+        match report {
+            crate::storage::StorageReport::Durable { seq, last_index } => Event::Durable { seq, last_index },
+            crate::storage::StorageReport::Failed { seq, error } => Event::StoreFailed { seq, error },
+        }
+    }
+}
 
 /// What the node's helpers (storage worker, replication, elections) report.
 pub(crate) enum Event {
@@ -382,8 +386,8 @@ impl<F: Fsm> Node<F> {
     /// its first branch at random, which a replayed simulation cannot
     /// follow); then the two timers.
     pub(crate) async fn next_input(&mut self, deadline: Instant) -> Input<F::Response> {
-        if let Some(event) = self.storage.take_event() {
-            return Input::Event(event);
+        if let Some(report) = self.storage.take_event() {
+            return Input::Event(report.into());
         }
         self.input_turn = self.input_turn.wrapping_add(1);
         let turn = self.input_turn;

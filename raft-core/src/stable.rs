@@ -3,6 +3,13 @@
 use crate::StoreError;
 use std::sync::Arc;
 
+/// StableStore key of the current term.
+pub(crate) const KEY_CURRENT_TERM: &[u8] = b"CurrentTerm";
+/// StableStore key of the term in which the last vote was cast.
+pub(crate) const KEY_LAST_VOTE_TERM: &[u8] = b"LastVoteTerm";
+/// StableStore key of the candidate that vote went to.
+pub(crate) const KEY_LAST_VOTE_CAND: &[u8] = b"LastVoteCand";
+
 /// The longest key every [`StableStore`] takes, in bytes. Longer keys are
 /// refused with [`StoreError::KeyTooLong`] by every store (LMDB's own limit is
 /// 511 bytes), so an application that works on one store works on all.

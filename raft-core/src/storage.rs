@@ -24,7 +24,6 @@
 use std::collections::VecDeque;
 
 use crate::log_cache::LogCache;
-use crate::raft::Event;
 use crate::watch;
 use crate::{Log, StoreError};
 use std::sync::Arc;
@@ -97,12 +96,25 @@ pub(crate) struct Storage {
     clear_before_append: bool,
 }
 
+/// What the storage worker reports to the node: an operation's outcome.
+#[derive(Debug)]
+pub(crate) enum StorageReport {
+    /// Operations up to `seq` completed; the log is written through `last_index`.
+    Durable { seq: u64, last_index: u64 },
+    /// Operation `seq` failed.
+    Failed { seq: u64, error: Arc<StoreError> },
+}
+
+/// How the worker thread hands a report to the node (which wraps it in its
+/// own input type); called on the worker's OS thread, so it may block.
+pub(crate) type Reporter = Box<dyn Fn(StorageReport) + Send + 'static>;
+
 /// Where operations run.
 enum Mode {
     /// On the storage thread, fed through a queue.
     Thread { ops: mpsc::Sender<Queued>, thread: Option<std::thread::JoinHandle<()>> },
     /// On the caller's task, inside `submit`; completion events wait in `events`.
-    Inline { log: Arc<LogCache>, progress: watch::Sender<Progress>, events: VecDeque<Event> },
+    Inline { log: Arc<LogCache>, progress: watch::Sender<Progress>, events: VecDeque<StorageReport> },
 }
 
 impl Storage {
@@ -110,11 +122,7 @@ impl Storage {
     /// block. The worker merges queued appends into one `store_logs` call
     /// until it carries `merge_bytes` ([`MERGE_BYTES`] in the node), so
     /// batches grow with the load instead of stopping at an entry count.
-    pub(crate) fn start(
-        log: Arc<LogCache>,
-        events: mpsc::Sender<Event>,
-        merge_bytes: u64,
-    ) -> std::io::Result<Self> {
+    pub(crate) fn start(log: Arc<LogCache>, report: Reporter, merge_bytes: u64) -> std::io::Result<Self> {
         let busy_since = Arc::new(AtomicU64::new(0));
         let epoch = Instant::now();
         let (progress_tx, progress) = watch::channel(Progress::default());
@@ -126,7 +134,7 @@ impl Storage {
         let busy = busy_since.clone();
         let worker = Worker {
             log,
-            events,
+            report,
             rx,
             busy_since: busy,
             epoch,
@@ -173,7 +181,7 @@ impl Storage {
     }
 
     /// The oldest completion event of an inline operation not yet taken.
-    pub(crate) fn take_event(&mut self) -> Option<Event> {
+    pub(crate) fn take_event(&mut self) -> Option<StorageReport> {
         match &mut self.mode {
             Mode::Inline { events, .. } => events.pop_front(),
             Mode::Thread { .. } => None,
@@ -209,7 +217,7 @@ impl Storage {
 
 struct Worker {
     log: Arc<LogCache>,
-    events: mpsc::Sender<Event>,
+    report: Reporter,
     rx: mpsc::Receiver<Queued>,
     busy_since: Arc<AtomicU64>,
     epoch: Instant,
@@ -256,8 +264,8 @@ impl Worker {
                 self.merge_bytes,
             );
             self.busy_since.store(0, Ordering::Release);
-            if let Some(event) = settle(&self.log, &self.progress, outcome) {
-                let _ = self.events.blocking_send(event);
+            if let Some(report) = settle(&self.log, &self.progress, outcome) {
+                (self.report)(report);
             }
         }
     }
@@ -326,7 +334,7 @@ fn perform(
 
 /// Records an operation's outcome: progress, the cache, the waiting
 /// followers; returns the event for the node, if any.
-fn settle(log: &LogCache, progress: &watch::Sender<Progress>, outcome: Outcome) -> Option<Event> {
+fn settle(log: &LogCache, progress: &watch::Sender<Progress>, outcome: Outcome) -> Option<StorageReport> {
     let Outcome { seq, result, dones, last_index } = outcome;
     let failed = result.is_err();
     progress.send_modify(|progress| {
@@ -339,7 +347,7 @@ fn settle(log: &LogCache, progress: &watch::Sender<Progress>, outcome: Outcome) 
             for done in dones {
                 let _ = done.send(Ok(()));
             }
-            last_index.map(|last_index| Event::Durable { seq, last_index })
+            last_index.map(|last_index| StorageReport::Durable { seq, last_index })
         }
         Err(error) => {
             tracing::error!(%error, seq, "log store write failed");
@@ -347,7 +355,7 @@ fn settle(log: &LogCache, progress: &watch::Sender<Progress>, outcome: Outcome) 
             for done in dones {
                 let _ = done.send(Err(error.clone()));
             }
-            Some(Event::StoreFailed { seq, error })
+            Some(StorageReport::Failed { seq, error })
         }
     }
 }
@@ -395,13 +403,19 @@ mod tests {
         StorageOp::Append { seq, logs, commit_index: 0, done: None, clear: false }
     }
 
+    fn reporter(tx: mpsc::Sender<StorageReport>) -> Reporter {
+        Box::new(move |report| {
+            let _ = tx.blocking_send(report);
+        })
+    }
+
     /// Runs the same operations through one storage mode and reports what
     /// came back: the events in order, and the terms of the stored log.
     async fn run(never_blocks: bool) -> (Vec<String>, Vec<u64>, Progress) {
         let store = Arc::new(VecStore { logs: Mutex::default(), never_blocks, refuse_from: 9 });
         let log = Arc::new(LogCache::new(store.clone(), 16));
         let (events_tx, mut events_rx) = mpsc::channel(16);
-        let mut storage = Storage::start(log, events_tx, 1 << 20).expect("start");
+        let mut storage = Storage::start(log, reporter(events_tx), 1 << 20).expect("start");
         let ops = vec![
             append(1, 1..=3, 1),
             append(2, 4..=5, 1),
@@ -423,9 +437,8 @@ mod tests {
                     .expect("event"),
             };
             seen.push(match event {
-                Event::Durable { seq, last_index } => format!("durable {seq} {last_index}"),
-                Event::StoreFailed { seq, .. } => format!("failed {seq}"),
-                _ => "other".into(),
+                StorageReport::Durable { seq, last_index } => format!("durable {seq} {last_index}"),
+                StorageReport::Failed { seq, .. } => format!("failed {seq}"),
             });
         }
         let progress = *storage.progress().borrow();
@@ -459,7 +472,7 @@ mod tests {
             let log = Arc::new(LogCache::new(store.clone(), 16));
             let (events_tx, mut events_rx) = mpsc::channel(16);
             // One byte: no append is merged with another.
-            let mut storage = Storage::start(log, events_tx, 1).expect("start");
+            let mut storage = Storage::start(log, reporter(events_tx), 1).expect("start");
             for op in [append(1, 1..=3, 1), append(2, 4..=5, 1), append(3, 6..=7, 1)] {
                 storage.submit(op).await.expect("submit");
             }
@@ -473,9 +486,8 @@ mod tests {
             let mut seen = Vec::new();
             for _ in 0..3 {
                 seen.push(match next_event().await {
-                    Event::Durable { seq, .. } => format!("durable {seq}"),
-                    Event::StoreFailed { seq, error } => format!("failed {seq}: {error}"),
-                    _ => "other".into(),
+                    StorageReport::Durable { seq, .. } => format!("durable {seq}"),
+                    StorageReport::Failed { seq, error } => format!("failed {seq}: {error}"),
                 });
             }
             assert_eq!(seen[..2], ["durable 1".to_string(), "failed 2: store is full: refused".to_string()]);

@@ -97,7 +97,7 @@ pub(crate) struct State {
     pub(crate) next_instance: u64,
 }
 
-/// Told of every message the network carries (see [`InmemNetwork::on_message`]).
+/// Told of every message the network carries (see [`InmemNetwork::on_message`](crate::InmemNetwork::on_message)).
 pub type MessageHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 pub(crate) struct Shared {

@@ -182,8 +182,8 @@ impl<F: Fsm> Node<F> {
 
     /// Handles the completion events an in-task store has queued, now.
     async fn settle_storage_events(&mut self) {
-        while let Some(event) = self.storage.take_event() {
-            self.handle_event(event).await;
+        while let Some(report) = self.storage.take_event() {
+            self.handle_event(report.into()).await;
         }
     }
 
