@@ -1,6 +1,7 @@
 //! Commitment: which index a quorum of voters has stored.
 
 use crate::ServerId;
+use crate::protocol::quorum::Majority;
 use std::collections::BTreeMap;
 
 /// Tracks each voter's match index and derives the commit index.
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 /// term); earlier entries commit only with it (Raft §5.4.2, Figure 8).
 #[derive(Debug)]
 pub(crate) struct Commitment {
+    voters: Majority,
     match_indexes: BTreeMap<ServerId, u64>,
     commit_index: u64,
     start_index: u64,
@@ -22,8 +24,9 @@ impl Commitment {
         commit_index: u64,
         start_index: u64,
     ) -> Self {
-        let match_indexes = voters.into_iter().map(|id| (id, 0)).collect();
-        Self { match_indexes, commit_index, start_index }
+        let match_indexes: BTreeMap<ServerId, u64> = voters.into_iter().map(|id| (id, 0)).collect();
+        let voters = Majority::new(match_indexes.keys().cloned());
+        Self { voters, match_indexes, commit_index, start_index }
     }
 
     /// Records that `id` has stored everything up to `index`. Returns the new
@@ -47,12 +50,12 @@ impl Commitment {
                 (id, known)
             })
             .collect();
+        self.voters = Majority::new(self.match_indexes.keys().cloned());
     }
 
     /// Re-derives the commit index (after a voter change). Returns it if it advanced.
     pub(crate) fn recalculate(&mut self) -> Option<u64> {
-        let mut matches: Vec<u64> = self.match_indexes.values().copied().collect();
-        let quorum = quorum_match_index(&mut matches);
+        let quorum = self.voters.agreed(|id| self.match_indexes.get(id).copied().unwrap_or(0)).unwrap_or(0);
         if quorum > self.commit_index && quorum >= self.start_index {
             self.commit_index = quorum;
             return Some(quorum);
@@ -67,38 +70,9 @@ impl Commitment {
     }
 }
 
-/// The highest index stored by a majority of `matches` (one entry per voter);
-/// 0 when there are no voters.
-pub(crate) fn quorum_match_index(matches: &mut [u64]) -> u64 {
-    if matches.is_empty() {
-        return 0;
-    }
-    matches.sort_unstable_by(|a, b| b.cmp(a));
-    matches[matches.len() / 2]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quorum_match_is_the_majority_floor() {
-        let table: &[(&[u64], u64)] = &[
-            (&[], 0),
-            (&[5], 5),
-            (&[5, 3], 3),
-            (&[5, 3, 1], 3),
-            (&[1, 5, 3], 3),
-            (&[9, 9, 2, 2], 2),
-            (&[9, 9, 9, 2], 9),
-            (&[7, 1, 7, 1, 7], 7),
-            (&[7, 1, 7, 1, 1], 1),
-        ];
-        for (matches, expected) in table {
-            let mut m = matches.to_vec();
-            assert_eq!(quorum_match_index(&mut m), *expected, "{matches:?}");
-        }
-    }
 
     fn ids(names: &[&str]) -> Vec<ServerId> {
         names.iter().map(|n| ServerId::new(*n)).collect()

@@ -260,28 +260,11 @@ impl Configuration {
         next.validate()?;
         Ok(next)
     }
-
-    /// How many votes make a majority of the voters (0 when there is none).
-    pub fn quorum_size(&self) -> usize {
-        let voters = self.voters().count();
-        if voters == 0 { 0 } else { voters / 2 + 1 }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quorum_sizes_are_majorities() {
-        let table = [(0, 0), (1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (7, 4)];
-        for (voters, quorum) in table {
-            let servers = (0..voters).map(|i| Server::voter(format!("n{i}"), format!("a{i}"))).collect();
-            let mut configuration = Configuration::new(servers);
-            configuration.servers.push(Server::nonvoter("x", "ax"));
-            assert_eq!(configuration.quorum_size(), quorum, "{voters} voters");
-        }
-    }
 
     #[test]
     fn changes_give_the_next_configuration() {

@@ -128,6 +128,7 @@ pub mod error;
 mod log_cache;
 pub mod metrics;
 pub mod observer;
+mod protocol;
 mod raft;
 pub mod recovery;
 mod replication;

@@ -58,9 +58,9 @@ pub(crate) enum Event {
     /// A follower answered a heartbeat sent in leadership-check `round`.
     HeartbeatAck { peer: ServerId, term: u64, round: u64 },
     /// An answer to a pre-vote of election `round`.
-    PreVote { round: u64, response: PreVoteResponse },
+    PreVote { round: u64, voter: ServerId, response: PreVoteResponse },
     /// An answer to a vote request of election `round`.
-    Vote { round: u64, response: RequestVoteResponse },
+    Vote { round: u64, voter: ServerId, response: RequestVoteResponse },
     /// A snapshot finished (or failed).
     SnapshotDone { result: Result<crate::SnapshotMeta, RaftError>, reply: Option<snapshot::SnapshotReply> },
     /// A snapshot from the leader of `term` was received and opened (or not).

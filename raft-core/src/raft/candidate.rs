@@ -3,8 +3,10 @@
 
 use super::{Event, Input, Node};
 use crate::election::randomized;
+use crate::protocol::quorum::Majority;
 use crate::state::RaftState;
 use crate::{Fsm, PreVoteRequest, RequestVoteRequest};
+use std::collections::BTreeSet;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -42,9 +44,9 @@ impl<F: Fsm> Node<F> {
         let Some(term) = self.next_term() else { return false };
         self.election_round += 1;
         let round = self.election_round;
-        let needed = self.configurations.latest.quorum_size();
-        let mut granted = 1;
-        if granted >= needed {
+        let voters = Majority::of(&self.configurations.latest);
+        let mut granted = BTreeSet::from([self.id.clone()]);
+        if voters.is_reached(|id| granted.contains(id)) {
             return true;
         }
         let request = PreVoteRequest {
@@ -59,7 +61,7 @@ impl<F: Fsm> Node<F> {
                 (self.transport.clone(), self.events_tx.clone(), request.clone());
             tasks.spawn(async move {
                 if let Ok(response) = transport.pre_vote(voter.address, request).await {
-                    let _ = events.send(Event::PreVote { round, response }).await;
+                    let _ = events.send(Event::PreVote { round, voter: voter.id, response }).await;
                 }
             });
         }
@@ -67,14 +69,14 @@ impl<F: Fsm> Node<F> {
         loop {
             match self.next_input(deadline).await {
                 Input::Timer => return false,
-                Input::Event(Event::PreVote { round: r, response }) if r == round => {
+                Input::Event(Event::PreVote { round: r, voter, response }) if r == round => {
                     if response.term > self.current_term {
                         self.step_down(response.term).await;
                         return false;
                     }
                     if response.granted {
-                        granted += 1;
-                        if granted >= needed {
+                        granted.insert(voter);
+                        if voters.is_reached(|id| granted.contains(id)) {
                             return true;
                         }
                     }
@@ -102,9 +104,9 @@ impl<F: Fsm> Node<F> {
         self.election_round += 1;
         let round = self.election_round;
         tracing::debug!(term, "election started");
-        let needed = self.configurations.latest.quorum_size();
-        let mut granted = 1;
-        if granted >= needed {
+        let voters = Majority::of(&self.configurations.latest);
+        let mut granted = BTreeSet::from([self.id.clone()]);
+        if voters.is_reached(|id| granted.contains(id)) {
             self.set_role(RaftState::Leader);
             return;
         }
@@ -121,7 +123,7 @@ impl<F: Fsm> Node<F> {
                 (self.transport.clone(), self.events_tx.clone(), request.clone());
             tasks.spawn(async move {
                 if let Ok(response) = transport.request_vote(voter.address, request).await {
-                    let _ = events.send(Event::Vote { round, response }).await;
+                    let _ = events.send(Event::Vote { round, voter: voter.id, response }).await;
                 }
             });
         }
@@ -129,14 +131,14 @@ impl<F: Fsm> Node<F> {
         loop {
             match self.next_input(deadline).await {
                 Input::Timer => return,
-                Input::Event(Event::Vote { round: r, response }) if r == round => {
+                Input::Event(Event::Vote { round: r, voter, response }) if r == round => {
                     if response.term > self.current_term {
                         self.step_down(response.term).await;
                         return;
                     }
                     if response.granted && response.term == term {
-                        granted += 1;
-                        if granted >= needed {
+                        granted.insert(voter);
+                        if voters.is_reached(|id| granted.contains(id)) {
                             tracing::info!(term, "won the election");
                             self.set_role(RaftState::Leader);
                             return;

@@ -6,12 +6,14 @@ use crate::commitment::Commitment;
 use crate::error::RaftError;
 use crate::fsm::runner::ApplyReply;
 use crate::observer::Observation;
+use crate::protocol::quorum::Majority;
 use crate::replication::{self, PeerContact, PeerTasks, Replication};
 use crate::state::RaftState;
 use crate::storage::StorageOp;
 use crate::watch;
 use crate::{Fsm, Log, LogKind, Server, ServerId};
 use bytes::Bytes;
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -260,18 +262,17 @@ impl<F: Fsm> Node<F> {
     }
 
     fn check_verifies(&mut self) {
-        let quorum = self.configurations.latest.quorum_size();
-        let self_votes = usize::from(self.configurations.latest.is_voter(&self.id));
-        let voters: Vec<ServerId> =
-            self.configurations.latest.voters().filter(|s| s.id != self.id).map(|s| s.id.clone()).collect();
+        let voters = Majority::of(&self.configurations.latest);
+        let me = self.id.clone();
         let Some(state) = self.leader_state.as_mut() else { return };
         let acks = &state.acks;
-        let (done, waiting): (Vec<Verify>, Vec<Verify>) =
-            std::mem::take(&mut state.verifies).into_iter().partition(|v| {
-                let acked =
-                    voters.iter().filter(|id| acks.get(*id).is_some_and(|round| *round >= v.round)).count();
-                acked + self_votes >= quorum
-            });
+        // The newest leadership-check round a quorum has answered (the
+        // leader answers every round itself).
+        let confirmed =
+            voters.agreed(|id| if *id == me { u64::MAX } else { acks.get(id).copied().unwrap_or(0) });
+        let (done, waiting): (Vec<Verify>, Vec<Verify>) = std::mem::take(&mut state.verifies)
+            .into_iter()
+            .partition(|v| confirmed.is_some_and(|round| round >= v.round));
         state.verifies = waiting;
         for verify in done {
             let _ = verify.reply.send(Ok(verify.read_index));
@@ -338,26 +339,22 @@ impl<F: Fsm> Node<F> {
     fn check_quorum_contact(&mut self) {
         let Some(state) = self.leader_state.as_ref() else { return };
         let lease = self.config.leader_lease_timeout;
-        let quorum = self.configurations.latest.quorum_size();
-        let mut contacted = usize::from(self.configurations.latest.is_voter(&self.id));
-        let mut since: Vec<Duration> = Vec::new();
-        for voter in self.configurations.latest.voters().filter(|s| s.id != self.id) {
-            let elapsed = state.peers.get(&voter.id).map(|tasks| tasks.contact.elapsed());
-            since.push(elapsed.unwrap_or(Duration::MAX));
-            if elapsed.is_some_and(|elapsed| elapsed <= lease) {
-                contacted += 1;
+        let voters = Majority::of(&self.configurations.latest);
+        // How long since a quorum (counting this leader, heard from now)
+        // last answered: the newest contact age a quorum shares.
+        let since = |id: &ServerId| {
+            if *id == self.id {
+                return Duration::ZERO;
             }
+            state.peers.get(id).map_or(Duration::MAX, |tasks| tasks.contact.elapsed())
+        };
+        let quorum_contact = voters.agreed(|id| Reverse(since(id))).map(|Reverse(age)| age);
+        if let Some(age) = quorum_contact.filter(|age| *age != Duration::MAX) {
+            self.metrics.leader_last_contact.record(crate::metrics::seconds(age));
         }
-        // How long since a quorum (counting this leader) last answered.
-        since.sort_unstable();
-        let others_needed = quorum.saturating_sub(usize::from(self.configurations.latest.is_voter(&self.id)));
-        if let Some(quorum_contact) = others_needed.checked_sub(1).and_then(|i| since.get(i))
-            && *quorum_contact != Duration::MAX
-        {
-            self.metrics.leader_last_contact.record(crate::metrics::seconds(*quorum_contact));
-        }
-        if contacted < quorum {
-            tracing::warn!(contacted, quorum, "lost contact with a quorum; stepping down");
+        if quorum_contact.is_none_or(|age| age > lease) {
+            let contacted = voters.voters().filter(|id| since(id) <= lease).count();
+            tracing::warn!(contacted, quorum = voters.size(), "lost contact with a quorum; stepping down");
             self.set_role(RaftState::Follower);
         }
     }
