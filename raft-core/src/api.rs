@@ -230,6 +230,7 @@ impl<F: Fsm> Raft<F> {
             observers: observers.clone(),
             stable,
             log,
+            log_ids: recovered.log_ids,
             storage,
             fsm,
             transport,

@@ -4,5 +4,8 @@
 //! Being built (issue #24); so far:
 //! - [`quorum`]: who must agree — the one place a quorum is counted, for
 //!   elections, commitment, read index confirmation and the leader's lease.
+//! - [`log_ids`]: the first index of each term in the log, in memory, so
+//!   that log matching never reads a store.
 
+pub(crate) mod log_ids;
 pub(crate) mod quorum;

@@ -14,6 +14,7 @@ use crate::error::RaftError;
 use crate::fsm::runner::{ApplyReply, FsmHandle};
 use crate::log_cache::LogCache;
 use crate::observer::Observation;
+use crate::protocol::log_ids::LogIds;
 use crate::state::{RaftState, Shared};
 use crate::storage::Storage;
 use crate::watch;
@@ -146,6 +147,8 @@ pub(crate) struct Recovered {
     pub(crate) configurations: Configurations,
     /// The snapshot the FSM was restored from (or the start of time).
     pub(crate) snapshot: crate::fsm::runner::AppliedPoint,
+    /// The terms of the log the store holds.
+    pub(crate) log_ids: LogIds,
 }
 
 /// Everything a node task owns.
@@ -157,6 +160,9 @@ pub(crate) struct Node<F: Fsm> {
     pub(crate) observers: broadcast::Sender<Observation>,
     pub(crate) stable: Arc<dyn StableStore>,
     pub(crate) log: Arc<LogCache>,
+    /// The first index of each term in the log: log matching reads it,
+    /// never the store.
+    pub(crate) log_ids: LogIds,
     pub(crate) storage: Storage,
     pub(crate) fsm: FsmHandle<F::Response>,
     pub(crate) transport: Arc<dyn Transport>,
@@ -271,6 +277,17 @@ impl<F: Fsm> Node<F> {
     }
 
     pub(crate) fn publish_log(&self) {
+        // The log's terms in memory end where the node says its log ends
+        // (an empty log ends at the snapshot).
+        debug_assert!(
+            (self.log_ids.last_index(), self.log_ids.last_term()) == (self.last_index, self.last_term)
+                || (self.log_ids.last_index() == 0 && self.last_index == self.snapshot_index),
+            "log ids end at ({}, {}), the node's log at ({}, {})",
+            self.log_ids.last_index(),
+            self.log_ids.last_term(),
+            self.last_index,
+            self.last_term
+        );
         self.shared.last_log_index.store(self.last_index, Ordering::Release);
         self.shared.last_log_term.store(self.last_term, Ordering::Release);
         self.shared.set_term(self.current_term);
@@ -619,9 +636,11 @@ impl<F: Fsm> Node<F> {
         };
         let seq = self.seq();
         self.log.append(&logs, seq);
+        let ids: Vec<(u64, u64)> = logs.iter().map(|log| (log.index, log.term)).collect();
         let op =
             crate::storage::StorageOp::Append { seq, logs, commit_index, done: Some(done), clear: false };
         self.storage.submit(op).await?;
+        self.log_ids.append(ids);
         (self.last_index, self.last_term) = last;
         self.publish_log();
         Ok(written)

@@ -134,20 +134,11 @@ impl<F: Fsm> Node<F> {
             response.conflict_index = refused;
             return (response, None);
         }
-        if request.prev_log_index > 0 {
-            match self.check_previous(request.prev_log_index, request.prev_log_term).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    let (term, index) = self.conflict_hint(request.prev_log_index).await;
-                    response.conflict_term = term;
-                    response.conflict_index = index;
-                    return (response, None);
-                }
-                Err(()) => {
-                    response.no_retry_backoff = true;
-                    return (response, None);
-                }
-            }
+        if request.prev_log_index > 0 && !self.check_previous(request.prev_log_index, request.prev_log_term) {
+            let (term, index) = self.conflict_hint(request.prev_log_index);
+            response.conflict_term = term;
+            response.conflict_index = index;
+            return (response, None);
         }
         // Checked by `check_entries`: the last new index does not overflow.
         let last_new = request.prev_log_index + request.entries.len() as u64;
@@ -226,53 +217,46 @@ impl<F: Fsm> Node<F> {
     }
 
     /// Whether our log holds an entry at `index` with `term`.
-    async fn check_previous(&self, index: u64, term: u64) -> Result<bool, ()> {
+    fn check_previous(&self, index: u64, term: u64) -> bool {
         if index > self.last_index {
-            return Ok(false);
+            return false;
         }
         if index < self.snapshot_index {
-            return Ok(true);
+            return true;
         }
-        match self.term_at(index).await {
-            Ok(Some(ours)) => Ok(ours == term),
-            Ok(None) => Ok(false),
-            Err(()) => Err(()),
-        }
+        self.term_at(index) == Some(term)
     }
 
     /// The (term, first index of that term) to tell a leader whose
     /// consistency check failed at `index`, so it skips the whole term.
-    async fn conflict_hint(&self, index: u64) -> (u64, u64) {
+    fn conflict_hint(&self, index: u64) -> (u64, u64) {
         if index > self.last_index {
             return (0, self.last_index + 1);
         }
-        let Ok(Some(term)) = self.term_at(index).await else { return (0, index) };
+        let Some(term) = self.term_at(index) else { return (0, index) };
         let floor =
             self.commit_index.max(self.snapshot_index).max(index.saturating_sub(CONFLICT_SCAN_MAX)) + 1;
         let mut first = index;
         while first > floor {
-            match self.term_at(first - 1).await {
-                Ok(Some(t)) if t == term => first -= 1,
+            match self.term_at(first - 1) {
+                Some(t) if t == term => first -= 1,
                 _ => break,
             }
         }
         (term, first)
     }
 
-    pub(super) async fn term_at(&self, index: u64) -> Result<Option<u64>, ()> {
-        if let Some(term) = self.log.cached_term(index) {
-            return Ok(Some(term));
-        }
-        let log = self.log.clone();
-        let inline = log.store().writes_never_block();
-        match crate::blocking::run(inline, move || log.term_at(index)).await {
-            Ok(Ok(term)) => Ok(term),
-            Ok(Err(error)) => {
-                tracing::error!(%error, index, "reading the log failed");
-                Err(())
-            }
-            Err(_) => Err(()),
-        }
+    /// The term of the entry at `index` (0 for index 0, the snapshot's at
+    /// its boundary), from the log's terms in memory: deciding never reads
+    /// the store.
+    pub(super) fn term_at(&self, index: u64) -> Option<u64> {
+        let term = self.log_ids.term_at(index);
+        debug_assert!(
+            self.log.cached_term(index).is_none_or(|cached| Some(cached) == term),
+            "the log's terms in memory say {term:?} at {index}, the cache {:?}",
+            self.log.cached_term(index)
+        );
+        term
     }
 
     /// Appends the leader's entries that we do not already have, truncating
@@ -287,7 +271,7 @@ impl<F: Fsm> Node<F> {
                 start = Some(at);
                 break;
             }
-            if self.term_at(entry.index).await? != Some(entry.term) {
+            if self.term_at(entry.index) != Some(entry.term) {
                 if entry.index <= self.commit_index {
                     tracing::error!(
                         index = entry.index,
@@ -332,8 +316,9 @@ impl<F: Fsm> Node<F> {
         if self.storage.submit(StorageOp::TruncateFrom { seq, index, done: None }).await.is_err() {
             return Err(());
         }
+        self.log_ids.truncate_from(index);
         self.last_index = index - 1;
-        self.last_term = self.term_at(index - 1).await?.unwrap_or(0);
+        self.last_term = self.log_ids.term_at(index - 1).unwrap_or(0);
         self.publish_log();
         if self.configurations.latest_index >= index {
             let committed = self.configurations.clone();

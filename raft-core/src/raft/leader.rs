@@ -182,6 +182,7 @@ impl<F: Fsm> Node<F> {
         }
         let seq = self.seq();
         self.log.append(&logs, seq);
+        self.log_ids.append(logs.iter().map(|log| (log.index, log.term)));
         self.last_index = last;
         self.last_term = self.current_term;
         self.publish_log();

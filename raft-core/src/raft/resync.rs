@@ -72,10 +72,11 @@ impl<F: Fsm> Node<F> {
                 let from = configurations.committed_index.max(snapshot.0) + 1;
                 crate::recovery::scan_configurations(&*store, from, last, commit_index, &mut configurations)?;
             }
-            Ok::<_, StoreError>((stored, configurations))
+            let ids = crate::protocol::log_ids::LogIds::read(&*store, snapshot)?;
+            Ok::<_, StoreError>((stored, configurations, ids))
         })
         .await;
-        let (stored, configurations) = match read {
+        let (stored, configurations, ids) = match read {
             Ok(Ok(read)) => read,
             Ok(Err(error)) => {
                 tracing::error!(%error, "re-reading the log after a failed write failed; writes stay stopped");
@@ -86,10 +87,14 @@ impl<F: Fsm> Node<F> {
         self.storage.acknowledge_failures();
         self.log.clear();
         let (last_index, last_term) = match stored {
-            Some(last) => last,
+            Some(last) => {
+                self.log_ids = ids;
+                last
+            }
             None => {
                 tracing::warn!("the log does not continue the snapshot; clearing it before the next write");
                 self.storage.clear_before_next_append();
+                self.log_ids.reset(snapshot);
                 snapshot
             }
         };

@@ -92,6 +92,7 @@ impl<F: Fsm> Node<F> {
         self.snapshot_index = index;
         self.snapshot_term = term;
         self.log.set_snapshot(index, term);
+        self.log_ids.set_snapshot(index, term);
         self.shared.last_snapshot_index.store(index, Ordering::Release);
     }
 
@@ -101,6 +102,7 @@ impl<F: Fsm> Node<F> {
             return;
         }
         self.log.discard_through(through);
+        self.log_ids.compact_through(through);
         let seq = self.seq();
         if self.storage.submit(StorageOp::TruncateThrough { seq, index: through }).await.is_err() {
             tracing::error!("the storage worker has stopped; the log is not compacted");
@@ -117,11 +119,12 @@ impl<F: Fsm> Node<F> {
             meta.index > self.commit_index,
             "a snapshot at or below the commit index is not adopted"
         );
-        let agrees = meta.index <= self.last_index && self.term_at(meta.index).await == Ok(Some(meta.term));
+        let agrees = meta.index <= self.last_index && self.term_at(meta.index) == Some(meta.term);
         if agrees {
             self.compact_through(meta.index).await;
         } else {
             self.log.clear();
+            self.log_ids.reset((meta.index, meta.term));
             let seq = self.seq();
             if self.storage.submit(StorageOp::TruncateFrom { seq, index: 0, done: None }).await.is_err() {
                 tracing::error!("the storage worker has stopped; the log is not cleared");
@@ -263,7 +266,7 @@ impl<F: Fsm> Node<F> {
             tracing::debug!(index, commit = self.commit_index, "ignoring a stale snapshot");
             return true;
         }
-        if index <= self.last_index && self.term_at(index).await == Ok(Some(term)) {
+        if index <= self.last_index && self.term_at(index) == Some(term) {
             tracing::debug!(index, "the log already holds the snapshot's last entry");
             self.commit_to(index, Vec::new()).await;
             return true;

@@ -5,6 +5,7 @@
 use super::{RecoveryError, SCAN_BYTES_MAX, UnusableSnapshot};
 use crate::error::RaftError;
 use crate::fsm::runner::AppliedPoint;
+use crate::protocol::log_ids::LogIds;
 use crate::raft::{Configurations, Recovered};
 use crate::stable::{KEY_CURRENT_TERM, KEY_LAST_VOTE_CAND, KEY_LAST_VOTE_TERM};
 use crate::{
@@ -195,7 +196,17 @@ pub(crate) fn recover(
     };
     let commit_index = stored_commit.min(last_index).max(point.index);
     scan_configurations(log, point.configuration_index + 1, last_index, commit_index, &mut configurations)?;
-    Ok(Recovered { term, voted_for, last_index, last_term, commit_index, configurations, snapshot: point })
+    let log_ids = LogIds::read(log, (point.index, point.term))?;
+    Ok(Recovered {
+        term,
+        voted_for,
+        last_index,
+        last_term,
+        commit_index,
+        configurations,
+        snapshot: point,
+        log_ids,
+    })
 }
 
 /// Moves `configurations` forward through the configuration entries the
