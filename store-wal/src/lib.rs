@@ -24,7 +24,12 @@
 //!   rewrite the log; whole segments before the first kept entry are let
 //!   go of (kept as spares or deleted).
 //! - **Stable values** (term, vote) live in one small file replaced by an
-//!   atomic rename and synced with its directory.
+//!   atomic rename and synced with its directory. It is written when the
+//!   store is created and records the newest segment, so a lost file — the
+//!   stable file, the newest segment, older segments no compaction let go
+//!   of — is [`StoreError::Corrupt`](raft_core::StoreError::Corrupt), as is a
+//!   segment of another length than its header says (cut short by a copy or
+//!   a repair), never a shorter log.
 //! - **One owner.** The directory is locked (`raft-kit.lock`); a second open
 //!   is [`StoreError::Locked`](raft_core::StoreError::Locked).
 //!
