@@ -2,8 +2,8 @@
 //! RequestVote, PreVote and TimeoutNow.
 
 use super::{Input, Node};
-use crate::election::candidate_log_ok;
 use crate::observer::Observation;
+use crate::protocol::vote;
 use crate::state::RaftState;
 use crate::storage::StorageOp;
 use crate::{
@@ -338,53 +338,41 @@ impl<F: Fsm> Node<F> {
         response
     }
 
+    /// Carries out [`vote::decide_vote`]: adopts a newer term, records the
+    /// vote, and refuses after all if either write fails.
     async fn decide_vote(&mut self, request: &RequestVoteRequest) -> bool {
-        let candidate = &request.header.id;
-        if request.term > crate::TERM_MAX {
-            return false;
-        }
-        if !self.configurations.latest.servers.is_empty() && !self.configurations.latest.is_voter(candidate) {
-            return false;
-        }
-        if request.term < self.current_term {
-            return false;
-        }
-        if !request.leadership_transfer && self.leader_is_alive(candidate) {
-            return false;
-        }
-        if request.term > self.current_term {
-            if !self.step_down(request.term).await {
+        let decision = vote::decide_vote(self.voter_state(&request.header.id), request);
+        if let Some(term) = decision.adopt_term {
+            if !self.step_down(term).await {
                 return false;
             }
             self.set_leader(None);
         }
-        if self.voted_for.as_ref().is_some_and(|voted| voted != candidate) {
+        if !decision.grant {
             return false;
         }
-        if !candidate_log_ok(request.last_log_term, request.last_log_index, self.last_term, self.last_index) {
-            return false;
-        }
-        if self.voted_for.is_none() && !self.persist_term(request.term, Some(candidate.clone())).await {
+        if decision.record_vote && !self.persist_term(request.term, Some(request.header.id.clone())).await {
             return false;
         }
         self.reset_election_timer();
         true
     }
 
+    /// What a vote for `candidate` is decided on.
+    fn voter_state(&self, candidate: &crate::ServerId) -> vote::VoterState<'_> {
+        let latest = &self.configurations.latest;
+        vote::VoterState {
+            current_term: self.current_term,
+            voted_for: self.voted_for.as_ref(),
+            last_index: self.last_index,
+            last_term: self.last_term,
+            candidate_is_voter: latest.servers.is_empty() || latest.is_voter(candidate),
+            leader_alive: self.leader_is_alive(candidate),
+        }
+    }
+
     pub(super) fn on_pre_vote(&self, request: &PreVoteRequest) -> PreVoteResponse {
-        let candidate = &request.header.id;
-        let known_voter =
-            self.configurations.latest.servers.is_empty() || self.configurations.latest.is_voter(candidate);
-        let granted = known_voter
-            && request.term >= self.current_term
-            && request.term <= crate::TERM_MAX
-            && !self.leader_is_alive(candidate)
-            && candidate_log_ok(
-                request.last_log_term,
-                request.last_log_index,
-                self.last_term,
-                self.last_index,
-            );
+        let granted = vote::decide_pre_vote(self.voter_state(&request.header.id), request);
         PreVoteResponse { header: self.header(), term: self.current_term, granted }
     }
 
