@@ -6,9 +6,12 @@
 //!   elections, commitment, read index confirmation and the leader's lease.
 //! - [`log_ids`]: the first index of each term in the log, in memory, so
 //!   that log matching never reads a store.
+//! - [`append`]: a follower's log matching (does the previous entry match,
+//!   what hint to send back, what to truncate and append).
 //! - [`vote`]: whether to grant a vote or a pre-vote, from what the node
 //!   holds in memory; the node carries the decision out.
 
+pub(crate) mod append;
 pub(crate) mod log_ids;
 pub(crate) mod quorum;
 pub(crate) mod vote;

@@ -277,22 +277,39 @@ impl<F: Fsm> Node<F> {
     }
 
     pub(crate) fn publish_log(&self) {
-        // The log's terms in memory end where the node says its log ends
-        // (an empty log ends at the snapshot).
-        debug_assert!(
-            (self.log_ids.last_index(), self.log_ids.last_term()) == (self.last_index, self.last_term)
-                || (self.log_ids.last_index() == 0 && self.last_index == self.snapshot_index),
-            "log ids end at ({}, {}), the node's log at ({}, {})",
-            self.log_ids.last_index(),
-            self.log_ids.last_term(),
-            self.last_index,
-            self.last_term
-        );
+        #[cfg(debug_assertions)]
+        self.check_log_ids();
         self.shared.last_log_index.store(self.last_index, Ordering::Release);
         self.shared.last_log_term.store(self.last_term, Ordering::Release);
         self.shared.set_term(self.current_term);
         self.metrics.last_index.set(self.last_index as f64);
         self.metrics.term.set(self.current_term as f64);
+    }
+
+    /// Debug builds: the log's terms in memory end where the node says its
+    /// log ends (an empty log ends at the snapshot), and agree with the
+    /// entry cache on the newest entries. Every test run checks them so.
+    #[cfg(debug_assertions)]
+    fn check_log_ids(&self) {
+        let ids = &self.log_ids;
+        assert!(
+            (ids.last_index(), ids.last_term()) == (self.last_index, self.last_term)
+                || (ids.last_index() == 0 && self.last_index == self.snapshot_index),
+            "log ids end at ({}, {}), the node's log at ({}, {})",
+            ids.last_index(),
+            ids.last_term(),
+            self.last_index,
+            self.last_term
+        );
+        for index in self.last_index.saturating_sub(16)..=self.last_index {
+            if let Some(cached) = self.log.cached_term(index) {
+                assert_eq!(
+                    ids.term_at(index),
+                    Some(cached),
+                    "log ids and the entry cache disagree at {index}"
+                );
+            }
+        }
     }
 
     pub(crate) fn set_role(&mut self, role: RaftState) {

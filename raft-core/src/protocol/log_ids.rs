@@ -87,6 +87,16 @@ impl LogIds {
         (index == self.snapshot.0).then_some(self.snapshot.1)
     }
 
+    /// The first index of the run of one term that holds `index`, if the
+    /// log holds `index`.
+    pub(crate) fn run_start(&self, index: u64) -> Option<u64> {
+        if self.runs.is_empty() || index < self.first_index() || index > self.last {
+            return None;
+        }
+        let run = self.runs.partition_point(|&(first, _)| first <= index);
+        Some(self.runs[run - 1].0)
+    }
+
     /// Records entries `(index, term)` appended after the last one (the
     /// first of them may start an empty log anywhere).
     pub(crate) fn append(&mut self, entries: impl IntoIterator<Item = (u64, u64)>) {
@@ -164,6 +174,10 @@ mod tests {
             assert_eq!(ids.term_at(index), expected, "index {index}");
         }
         assert_eq!((ids.term_at(12), ids.term_at(13)), (Some(5), None));
+        let starts = [(4, None), (5, Some(5)), (7, Some(5)), (9, Some(8)), (12, Some(10)), (13, None)];
+        for (index, expected) in starts {
+            assert_eq!(ids.run_start(index), expected, "run start of {index}");
+        }
         assert_eq!((ids.first_index(), ids.last_index(), ids.last_term()), (5, 12, 5));
         assert_eq!(LogIds::empty((4, 2)).last_term(), 2, "an empty log ends at the snapshot");
     }

@@ -3,6 +3,7 @@
 
 use super::{Input, Node};
 use crate::observer::Observation;
+use crate::protocol::append::{AppendPlan, FollowerLog};
 use crate::protocol::vote;
 use crate::state::RaftState;
 use crate::storage::StorageOp;
@@ -11,9 +12,6 @@ use crate::{
     RequestVoteRequest, RequestVoteResponse, TimeoutNowRequest, TimeoutNowResponse,
 };
 use tokio::time::Instant;
-
-/// How far back a follower looks for the first entry of a conflicting term.
-const CONFLICT_SCAN_MAX: u64 = 4096;
 
 /// An acknowledgement that must wait for the storage worker: it may be sent
 /// once every operation up to `seq` has completed, and only if the failure
@@ -134,8 +132,10 @@ impl<F: Fsm> Node<F> {
             response.conflict_index = refused;
             return (response, None);
         }
-        if request.prev_log_index > 0 && !self.check_previous(request.prev_log_index, request.prev_log_term) {
-            let (term, index) = self.conflict_hint(request.prev_log_index);
+        if request.prev_log_index > 0
+            && !self.follower_log().matches(request.prev_log_index, request.prev_log_term)
+        {
+            let (term, index) = self.follower_log().conflict_hint(request.prev_log_index);
             response.conflict_term = term;
             response.conflict_index = index;
             return (response, None);
@@ -216,34 +216,14 @@ impl<F: Fsm> Node<F> {
         }
     }
 
-    /// Whether our log holds an entry at `index` with `term`.
-    fn check_previous(&self, index: u64, term: u64) -> bool {
-        if index > self.last_index {
-            return false;
+    /// The log as matching needs it.
+    fn follower_log(&self) -> FollowerLog<'_> {
+        FollowerLog {
+            ids: &self.log_ids,
+            last_index: self.last_index,
+            snapshot_index: self.snapshot_index,
+            commit_index: self.commit_index,
         }
-        if index < self.snapshot_index {
-            return true;
-        }
-        self.term_at(index) == Some(term)
-    }
-
-    /// The (term, first index of that term) to tell a leader whose
-    /// consistency check failed at `index`, so it skips the whole term.
-    fn conflict_hint(&self, index: u64) -> (u64, u64) {
-        if index > self.last_index {
-            return (0, self.last_index + 1);
-        }
-        let Some(term) = self.term_at(index) else { return (0, index) };
-        let floor =
-            self.commit_index.max(self.snapshot_index).max(index.saturating_sub(CONFLICT_SCAN_MAX)) + 1;
-        let mut first = index;
-        while first > floor {
-            match self.term_at(first - 1) {
-                Some(t) if t == term => first -= 1,
-                _ => break,
-            }
-        }
-        (term, first)
     }
 
     /// The term of the entry at `index` (0 for index 0, the snapshot's at
@@ -262,35 +242,25 @@ impl<F: Fsm> Node<F> {
     /// Appends the leader's entries that we do not already have, truncating
     /// a conflicting suffix first (never a committed entry).
     async fn append_from_leader(&mut self, entries: Vec<Log>, commit_hint: u64) -> Result<(), ()> {
-        let mut start = None;
-        for (at, entry) in entries.iter().enumerate() {
-            if entry.index <= self.snapshot_index {
-                continue;
-            }
-            if entry.index > self.last_index {
-                start = Some(at);
-                break;
-            }
-            if self.term_at(entry.index) != Some(entry.term) {
-                if entry.index <= self.commit_index {
-                    tracing::error!(
-                        index = entry.index,
-                        "leader sent a conflicting entry below our commit index"
-                    );
-                    return Err(());
+        let start = match self.follower_log().plan(&entries) {
+            AppendPlan::Nothing => return Ok(()),
+            AppendPlan::Append { truncate_from, from } => {
+                if let Some(index) = truncate_from {
+                    self.truncate_from(index).await?;
                 }
-                self.truncate_from(entry.index).await?;
-                start = Some(at);
-                break;
+                from
             }
-        }
-        let Some(start) = start else { return Ok(()) };
+            AppendPlan::ConflictBelowCommit { index } => {
+                tracing::error!(index, "leader sent a conflicting entry below our commit index");
+                return Err(());
+            }
+            AppendPlan::Gap { first, last } => {
+                tracing::error!(first, last, "entries do not continue the log");
+                return Err(());
+            }
+        };
         let mut entries = entries;
         let new: Vec<Log> = entries.split_off(start);
-        if new[0].index != self.last_index + 1 {
-            tracing::error!(first = new[0].index, last = self.last_index, "entries do not continue the log");
-            return Err(());
-        }
         let configurations: Vec<(u64, crate::Configuration)> = new
             .iter()
             .filter(|log| log.kind == LogKind::Configuration)
