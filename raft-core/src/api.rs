@@ -222,7 +222,7 @@ impl<F: Fsm> Raft<F> {
             fsm.commit(recovered.commit_index, Vec::new()).await;
         }
         let (id, addr) = (config.local_id.clone(), transport.local_addr());
-        let mut rng = crate::election::node_rng(config.random_seed);
+        let mut rng = crate::protocol::election::node_rng(config.random_seed);
         let node: Node<F> = Node {
             id: id.clone(),
             addr: addr.clone(),
@@ -249,7 +249,7 @@ impl<F: Fsm> Raft<F> {
             snapshots: snapshots.clone(),
             snapshot_in_progress: false,
             snapshot_deadline: TokioInstant::now()
-                + crate::election::randomized(&mut rng, config.snapshot_interval),
+                + crate::protocol::election::randomized(&mut rng, config.snapshot_interval),
             snapshot_task: None,
             installing: None,
             restoring: false,

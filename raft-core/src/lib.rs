@@ -24,6 +24,10 @@
 //! - [`metrics`]: the metrics a node records through the `metrics` facade
 //!   (names, units and meanings in `docs/metrics.md`).
 //! - [`recovery`]: `has_existing_state` and `recover_cluster`, for operators.
+//! - `protocol` (private, being built): the protocol's decisions as
+//!   synchronous code with no I/O — quorums, commitment, election rules,
+//!   vote granting, log matching, the log's terms in memory
+//!   (`docs/architecture.md`, "Module layers").
 //!
 //! Nodes log through `tracing`, inside a `raft{node=…}` span with one
 //! `follower{term=…}`, `candidate{term=…}` or `leader{term=…}` span per
@@ -121,9 +125,7 @@ pub use transport::{
 
 mod api;
 mod blocking;
-mod commitment;
 pub mod config;
-mod election;
 pub mod error;
 mod log_cache;
 pub mod metrics;

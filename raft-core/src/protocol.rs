@@ -6,12 +6,18 @@
 //!   elections, commitment, read index confirmation and the leader's lease.
 //! - [`log_ids`]: the first index of each term in the log, in memory, so
 //!   that log matching never reads a store.
+//! - [`commitment`]: the commit index from the voters' match indexes (only
+//!   an entry of the leader's own term commits by counting).
+//! - [`election`]: whose log is more up to date, the randomized timeouts,
+//!   and the next index after a follower's conflict.
 //! - [`append`]: a follower's log matching (does the previous entry match,
 //!   what hint to send back, what to truncate and append).
 //! - [`vote`]: whether to grant a vote or a pre-vote, from what the node
 //!   holds in memory; the node carries the decision out.
 
 pub(crate) mod append;
+pub(crate) mod commitment;
+pub(crate) mod election;
 pub(crate) mod log_ids;
 pub(crate) mod quorum;
 pub(crate) mod vote;

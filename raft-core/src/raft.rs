@@ -336,8 +336,8 @@ impl<F: Fsm> Node<F> {
     }
 
     pub(crate) fn reset_election_timer(&mut self) {
-        self.election_deadline =
-            Instant::now() + crate::election::randomized(&mut self.rng, self.config.heartbeat_timeout);
+        self.election_deadline = Instant::now()
+            + crate::protocol::election::randomized(&mut self.rng, self.config.heartbeat_timeout);
     }
 
     /// Whether a leader other than `candidate` was heard from recently enough

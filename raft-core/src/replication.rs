@@ -11,9 +11,9 @@
 
 mod heartbeat;
 
-use crate::election::next_index_after_conflict;
 use crate::log_cache::LogCache;
 use crate::observer::Observation;
+use crate::protocol::election::next_index_after_conflict;
 use crate::raft::Event;
 use crate::raft::stream_snapshot;
 use crate::task::Owned;

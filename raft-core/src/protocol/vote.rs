@@ -3,7 +3,7 @@
 //! (adopting a newer term, recording its vote) and may still refuse if a
 //! write fails.
 
-use crate::election::candidate_log_ok;
+use super::election::candidate_log_ok;
 use crate::{PreVoteRequest, RequestVoteRequest, ServerId};
 
 /// What a node knows when a candidate asks.

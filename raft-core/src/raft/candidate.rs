@@ -2,7 +2,7 @@
 //! leadership), then an election in a new term.
 
 use super::{Event, Input, Node};
-use crate::election::randomized;
+use crate::protocol::election::randomized;
 use crate::protocol::quorum::Majority;
 use crate::state::RaftState;
 use crate::{Fsm, PreVoteRequest, RequestVoteRequest};

@@ -2,10 +2,10 @@
 //! commitment, leadership checks (read index, check-quorum, store stalls).
 
 use super::{Event, Input, Node, Request, fail_request};
-use crate::commitment::Commitment;
 use crate::error::RaftError;
 use crate::fsm::runner::ApplyReply;
 use crate::observer::Observation;
+use crate::protocol::commitment::Commitment;
 use crate::protocol::quorum::Majority;
 use crate::replication::{self, PeerContact, PeerTasks, Replication};
 use crate::state::RaftState;

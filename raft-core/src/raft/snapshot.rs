@@ -3,10 +3,10 @@
 //! restoring one the user provides.
 
 use super::{Event, Node};
-use crate::election::randomized;
 use crate::error::RaftError;
 use crate::fsm::runner::{Capture, FsmClient};
 use crate::observer::Observation;
+use crate::protocol::election::randomized;
 use crate::state::RaftState;
 use crate::storage::StorageOp;
 use crate::{

@@ -1,7 +1,7 @@
 //! Commitment: which index a quorum of voters has stored.
 
+use super::quorum::Majority;
 use crate::ServerId;
-use crate::protocol::quorum::Majority;
 use std::collections::BTreeMap;
 
 /// Tracks each voter's match index and derives the commit index.
