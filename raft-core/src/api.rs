@@ -254,6 +254,7 @@ impl<F: Fsm> Raft<F> {
             installing: None,
             restoring: false,
             commit_index: recovered.commit_index,
+            voters: crate::protocol::quorum::Majority::of(&recovered.configurations.latest),
             configurations: recovered.configurations,
             leader: None,
             last_leader_contact: None,

@@ -15,6 +15,7 @@ use crate::fsm::runner::{ApplyReply, FsmHandle};
 use crate::log_cache::LogCache;
 use crate::observer::Observation;
 use crate::protocol::log_ids::LogIds;
+use crate::protocol::quorum::Majority;
 use crate::state::{RaftState, Shared};
 use crate::storage::Storage;
 use crate::watch;
@@ -190,6 +191,10 @@ pub(crate) struct Node<F: Fsm> {
     pub(crate) restoring: bool,
     pub(crate) commit_index: u64,
     pub(crate) configurations: Configurations,
+    /// A majority of the latest configuration's voters: kept beside it
+    /// (rebuilt only in `set_latest_configuration`) so that heartbeat
+    /// answers and lease checks do not rebuild it.
+    pub(crate) voters: Majority,
     pub(crate) leader: Option<(ServerId, ServerAddress)>,
     pub(crate) last_leader_contact: Option<Instant>,
     pub(crate) election_deadline: Instant,
@@ -591,6 +596,7 @@ impl<F: Fsm> Node<F> {
         self.shared.set_configuration(index, configuration.clone());
         let observation = Observation::ConfigurationChanged { index, configuration: configuration.clone() };
         let _ = self.observers.send(observation);
+        self.voters = Majority::of(&configuration);
         self.configurations.latest = configuration;
         self.configurations.latest_index = index;
     }

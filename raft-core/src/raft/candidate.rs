@@ -3,7 +3,6 @@
 
 use super::{Event, Input, Node};
 use crate::protocol::election::randomized;
-use crate::protocol::quorum::Majority;
 use crate::state::RaftState;
 use crate::{Fsm, PreVoteRequest, RequestVoteRequest};
 use std::collections::BTreeSet;
@@ -44,7 +43,8 @@ impl<F: Fsm> Node<F> {
         let Some(term) = self.next_term() else { return false };
         self.election_round += 1;
         let round = self.election_round;
-        let voters = Majority::of(&self.configurations.latest);
+        // The voters when the round starts decide it.
+        let voters = self.voters.clone();
         let mut granted = BTreeSet::from([self.id.clone()]);
         if voters.is_reached(|id| granted.contains(id)) {
             return true;
@@ -104,7 +104,8 @@ impl<F: Fsm> Node<F> {
         self.election_round += 1;
         let round = self.election_round;
         tracing::debug!(term, "election started");
-        let voters = Majority::of(&self.configurations.latest);
+        // The voters when the round starts decide it.
+        let voters = self.voters.clone();
         let mut granted = BTreeSet::from([self.id.clone()]);
         if voters.is_reached(|id| granted.contains(id)) {
             self.set_role(RaftState::Leader);

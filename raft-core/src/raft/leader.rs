@@ -6,7 +6,6 @@ use crate::error::RaftError;
 use crate::fsm::runner::ApplyReply;
 use crate::observer::Observation;
 use crate::protocol::commitment::Commitment;
-use crate::protocol::quorum::Majority;
 use crate::replication::{self, PeerContact, PeerTasks, Replication};
 use crate::state::RaftState;
 use crate::storage::StorageOp;
@@ -263,14 +262,13 @@ impl<F: Fsm> Node<F> {
     }
 
     fn check_verifies(&mut self) {
-        let voters = Majority::of(&self.configurations.latest);
-        let me = self.id.clone();
+        let (voters, me) = (&self.voters, &self.id);
         let Some(state) = self.leader_state.as_mut() else { return };
         let acks = &state.acks;
         // The newest leadership-check round a quorum has answered (the
         // leader answers every round itself).
         let confirmed =
-            voters.agreed(|id| if *id == me { u64::MAX } else { acks.get(id).copied().unwrap_or(0) });
+            voters.agreed(|id| if id == me { u64::MAX } else { acks.get(id).copied().unwrap_or(0) });
         let (done, waiting): (Vec<Verify>, Vec<Verify>) = std::mem::take(&mut state.verifies)
             .into_iter()
             .partition(|v| confirmed.is_some_and(|round| round >= v.round));
@@ -340,7 +338,7 @@ impl<F: Fsm> Node<F> {
     fn check_quorum_contact(&mut self) {
         let Some(state) = self.leader_state.as_ref() else { return };
         let lease = self.config.leader_lease_timeout;
-        let voters = Majority::of(&self.configurations.latest);
+        let voters = &self.voters;
         // How long since a quorum (counting this leader, heard from now)
         // last answered: the newest contact age a quorum shares.
         let since = |id: &ServerId| {
