@@ -8,6 +8,7 @@ use crate::error::RaftError;
 use crate::fsm::runner::{Applied, FsmHandle};
 use crate::log_cache::LogCache;
 use crate::observer::Observation;
+use crate::protocol::core::{Core, Start};
 use crate::raft::{Node, Recovered, Request};
 use crate::state::{RaftState, Shared};
 use crate::storage::Storage;
@@ -223,14 +224,26 @@ impl<F: Fsm> Raft<F> {
         }
         let (id, addr) = (config.local_id.clone(), transport.local_addr());
         let mut rng = crate::protocol::election::node_rng(config.random_seed);
+        let core = Core::start(Start {
+            id: id.clone(),
+            term: recovered.term,
+            voted_for: recovered.voted_for,
+            last_index: recovered.last_index,
+            last_term: recovered.last_term,
+            snapshot_index: recovered.snapshot.index,
+            snapshot_term: recovered.snapshot.term,
+            commit_index: recovered.commit_index,
+            configurations: recovered.configurations,
+            log_ids: recovered.log_ids,
+        });
         let node: Node<F> = Node {
+            core,
             id: id.clone(),
             addr: addr.clone(),
             shared: shared.clone(),
             observers: observers.clone(),
             stable,
             log,
-            log_ids: recovered.log_ids,
             storage,
             fsm,
             transport,
@@ -239,30 +252,16 @@ impl<F: Fsm> Raft<F> {
             events,
             events_tx,
             shutdown,
-            role: RaftState::Follower,
-            current_term: recovered.term,
-            voted_for: recovered.voted_for,
-            last_index: recovered.last_index,
-            last_term: recovered.last_term,
-            snapshot_index: recovered.snapshot.index,
-            snapshot_term: recovered.snapshot.term,
             snapshots: snapshots.clone(),
             snapshot_in_progress: false,
             snapshot_deadline: TokioInstant::now()
                 + crate::protocol::election::randomized(&mut rng, config.snapshot_interval),
             snapshot_task: None,
             installing: None,
-            restoring: false,
-            commit_index: recovered.commit_index,
-            voters: crate::protocol::quorum::Majority::of(&recovered.configurations.latest),
-            configurations: recovered.configurations,
-            leader: None,
-            last_leader_contact: None,
             election_deadline: TokioInstant::now(),
             rng,
             input_turn: 0,
             refill_commit: false,
-            leader_commit: 0,
             metrics,
             next_seq: 0,
             election_round: 0,

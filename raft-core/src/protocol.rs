@@ -17,6 +17,7 @@
 
 pub(crate) mod append;
 pub(crate) mod commitment;
+pub(crate) mod core;
 pub(crate) mod election;
 pub(crate) mod log_ids;
 pub(crate) mod quorum;

@@ -14,8 +14,8 @@ use crate::error::RaftError;
 use crate::fsm::runner::{ApplyReply, FsmHandle};
 use crate::log_cache::LogCache;
 use crate::observer::Observation;
+use crate::protocol::core::{Configurations, Core};
 use crate::protocol::log_ids::LogIds;
-use crate::protocol::quorum::Majority;
 use crate::state::{RaftState, Shared};
 use crate::storage::Storage;
 use crate::watch;
@@ -128,16 +128,6 @@ pub(crate) enum Input<R> {
     Shutdown,
 }
 
-/// The latest configuration (in effect as soon as appended) and the latest
-/// committed one.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Configurations {
-    pub(crate) latest: Configuration,
-    pub(crate) latest_index: u64,
-    pub(crate) committed: Configuration,
-    pub(crate) committed_index: u64,
-}
-
 /// What the node recovered from its stores on start.
 pub(crate) struct Recovered {
     pub(crate) term: u64,
@@ -161,9 +151,6 @@ pub(crate) struct Node<F: Fsm> {
     pub(crate) observers: broadcast::Sender<Observation>,
     pub(crate) stable: Arc<dyn StableStore>,
     pub(crate) log: Arc<LogCache>,
-    /// The first index of each term in the log: log matching reads it,
-    /// never the store.
-    pub(crate) log_ids: LogIds,
     pub(crate) storage: Storage,
     pub(crate) fsm: FsmHandle<F::Response>,
     pub(crate) transport: Arc<dyn Transport>,
@@ -173,30 +160,15 @@ pub(crate) struct Node<F: Fsm> {
     pub(crate) events_tx: mpsc::Sender<Event>,
     pub(crate) shutdown: watch::Receiver<bool>,
 
-    pub(crate) role: RaftState,
-    pub(crate) current_term: u64,
-    pub(crate) voted_for: Option<ServerId>,
-    pub(crate) last_index: u64,
-    pub(crate) last_term: u64,
-    pub(crate) snapshot_index: u64,
-    pub(crate) snapshot_term: u64,
+    /// The protocol state: term, vote, role, the log's shape, commit index
+    /// and configurations.
+    pub(crate) core: Core,
     pub(crate) snapshots: Arc<dyn crate::SnapshotStore>,
     pub(crate) snapshot_in_progress: bool,
     pub(crate) snapshot_deadline: Instant,
     pub(crate) snapshot_task: Option<crate::task::Owned>,
     /// The task receiving a snapshot from the leader, if one is.
     pub(crate) installing: Option<crate::task::Owned>,
-    /// Whether the FSM is being restored from a received snapshot; the log
-    /// and commit index stay as they are until it is done.
-    pub(crate) restoring: bool,
-    pub(crate) commit_index: u64,
-    pub(crate) configurations: Configurations,
-    /// A majority of the latest configuration's voters: kept beside it
-    /// (rebuilt only in `set_latest_configuration`) so that heartbeat
-    /// answers and lease checks do not rebuild it.
-    pub(crate) voters: Majority,
-    pub(crate) leader: Option<(ServerId, ServerAddress)>,
-    pub(crate) last_leader_contact: Option<Instant>,
     pub(crate) election_deadline: Instant,
     /// Numbers storage operations in submission order.
     pub(crate) next_seq: u64,
@@ -212,9 +184,6 @@ pub(crate) struct Node<F: Fsm> {
     /// A failed write took committed entries from the log: tell the FSM the
     /// commit index again once the log holds them.
     pub(crate) refill_commit: bool,
-    /// The highest commit index a leader has told this node: while its own
-    /// is lower, later entries may change its membership again.
-    pub(crate) leader_commit: u64,
     pub(crate) leader_state: Option<LeaderState<F::Response>>,
     pub(crate) metrics: crate::metrics::NodeMetrics,
 }
@@ -223,15 +192,15 @@ impl<F: Fsm> Node<F> {
     /// Runs the node until shutdown, then stops every helper it started.
     pub(crate) async fn run(mut self) {
         self.publish_log();
-        self.shared.commit_index.store(self.commit_index, Ordering::Release);
+        self.shared.commit_index.store(self.core.commit_index, Ordering::Release);
         // Each stretch of one role in one term runs in a span of its own
         // (`follower{term=3}`, `candidate{term=4}`, `leader{term=4}`) inside
         // the node's `raft{node=…}`, so every log line says who and when;
         // a leader's replication tasks inherit its span.
         let mut was_follower = false;
         loop {
-            let term = self.current_term;
-            match self.role {
+            let term = self.core.current_term;
+            match self.core.role {
                 RaftState::Follower => {
                     let span = tracing::info_span!("follower", term);
                     self.run_follower(!was_follower).instrument(span).await;
@@ -284,11 +253,11 @@ impl<F: Fsm> Node<F> {
     pub(crate) fn publish_log(&self) {
         #[cfg(debug_assertions)]
         self.check_log_ids();
-        self.shared.last_log_index.store(self.last_index, Ordering::Release);
-        self.shared.last_log_term.store(self.last_term, Ordering::Release);
-        self.shared.set_term(self.current_term);
-        self.metrics.last_index.set(self.last_index as f64);
-        self.metrics.term.set(self.current_term as f64);
+        self.shared.last_log_index.store(self.core.last_index, Ordering::Release);
+        self.shared.last_log_term.store(self.core.last_term, Ordering::Release);
+        self.shared.set_term(self.core.current_term);
+        self.metrics.last_index.set(self.core.last_index as f64);
+        self.metrics.term.set(self.core.current_term as f64);
     }
 
     /// Debug builds: the log's terms in memory end where the node says its
@@ -296,17 +265,17 @@ impl<F: Fsm> Node<F> {
     /// entry cache on the newest entries. Every test run checks them so.
     #[cfg(debug_assertions)]
     fn check_log_ids(&self) {
-        let ids = &self.log_ids;
+        let ids = &self.core.log_ids;
         assert!(
-            (ids.last_index(), ids.last_term()) == (self.last_index, self.last_term)
-                || (ids.last_index() == 0 && self.last_index == self.snapshot_index),
+            (ids.last_index(), ids.last_term()) == (self.core.last_index, self.core.last_term)
+                || (ids.last_index() == 0 && self.core.last_index == self.core.snapshot_index),
             "log ids end at ({}, {}), the node's log at ({}, {})",
             ids.last_index(),
             ids.last_term(),
-            self.last_index,
-            self.last_term
+            self.core.last_index,
+            self.core.last_term
         );
-        for index in self.last_index.saturating_sub(16)..=self.last_index {
+        for index in self.core.last_index.saturating_sub(16)..=self.core.last_index {
             if let Some(cached) = self.log.cached_term(index) {
                 assert_eq!(
                     ids.term_at(index),
@@ -318,9 +287,9 @@ impl<F: Fsm> Node<F> {
     }
 
     pub(crate) fn set_role(&mut self, role: RaftState) {
-        if self.role != role {
+        if self.core.role != role {
             tracing::info!(?role, "role change");
-            self.role = role;
+            self.core.role = role;
             self.shared.set_state(role);
             match role {
                 RaftState::Follower => self.metrics.state_follower.increment(1),
@@ -333,10 +302,10 @@ impl<F: Fsm> Node<F> {
     }
 
     pub(crate) fn set_leader(&mut self, leader: Option<(ServerId, ServerAddress)>) {
-        if self.leader != leader {
-            self.leader = leader.clone();
+        if self.core.leader != leader {
+            self.core.leader = leader.clone();
             self.shared.set_leader(leader.clone());
-            let _ = self.observers.send(Observation::LeaderChanged { leader, term: self.current_term });
+            let _ = self.observers.send(Observation::LeaderChanged { leader, term: self.core.current_term });
         }
     }
 
@@ -346,13 +315,9 @@ impl<F: Fsm> Node<F> {
     }
 
     /// Whether a leader other than `candidate` was heard from recently enough
-    /// that an election would only disrupt it (Raft thesis §4.2.3).
+    /// that an election would only disrupt it ([`Core::leader_is_alive`], now).
     pub(crate) fn leader_is_alive(&self, candidate: &ServerId) -> bool {
-        if self.role == RaftState::Leader {
-            return &self.id != candidate;
-        }
-        let recent = self.last_leader_contact.is_some_and(|at| at.elapsed() < self.config.heartbeat_timeout);
-        recent && self.leader.as_ref().is_some_and(|(id, _)| id != candidate)
+        self.core.leader_is_alive(candidate, Instant::now().into_std(), self.config.heartbeat_timeout)
     }
 
     /// Persists `term` and, if given, a vote in it, before anything that
@@ -360,7 +325,7 @@ impl<F: Fsm> Node<F> {
     /// longer promise what it has told others.
     pub(crate) async fn persist_term(&mut self, term: u64, vote: Option<ServerId>) -> bool {
         let stable = self.stable.clone();
-        let term_changed = term != self.current_term;
+        let term_changed = term != self.core.current_term;
         let vote_bytes = vote.as_ref().map(|id| id.as_str().as_bytes().to_vec());
         let inline = stable.never_blocks();
         let written = crate::blocking::run(inline, move || {
@@ -377,11 +342,11 @@ impl<F: Fsm> Node<F> {
         match written {
             Ok(Ok(())) => {
                 if term_changed {
-                    self.voted_for = None;
+                    self.core.voted_for = None;
                 }
-                self.current_term = term;
+                self.core.current_term = term;
                 if vote.is_some() {
-                    self.voted_for = vote;
+                    self.core.voted_for = vote;
                 }
                 self.shared.set_term(term);
                 self.metrics.term.set(term as f64);
@@ -407,10 +372,10 @@ impl<F: Fsm> Node<F> {
             tracing::warn!(term, "refusing a term that could not be incremented");
             return false;
         }
-        if term > self.current_term && !self.persist_term(term, None).await {
+        if term > self.core.current_term && !self.persist_term(term, None).await {
             return false;
         }
-        if self.role != RaftState::Follower {
+        if self.core.role != RaftState::Follower {
             self.set_role(RaftState::Follower);
             self.reset_election_timer();
         }
@@ -528,7 +493,7 @@ impl<F: Fsm> Node<F> {
     }
 
     async fn handle_request(&mut self, request: Request<F::Response>) {
-        if self.role == RaftState::Leader {
+        if self.core.role == RaftState::Leader {
             return self.leader_request(request).await;
         }
         match request {
@@ -541,7 +506,7 @@ impl<F: Fsm> Node<F> {
             }
             Request::Snapshot { reply } => self.start_snapshot(Some(reply)),
             other => {
-                let leader = self.leader.clone();
+                let leader = self.core.leader.clone();
                 fail_request(other, || RaftError::NotLeader { leader: leader.clone() });
             }
         }
@@ -558,7 +523,7 @@ impl<F: Fsm> Node<F> {
             }
             other => other,
         };
-        if self.role == RaftState::Leader {
+        if self.core.role == RaftState::Leader {
             return self.leader_event(event).await;
         }
         if let Event::StoreFailed { seq, error } = event {
@@ -577,16 +542,9 @@ impl<F: Fsm> Node<F> {
 
     /// Records that everything up to `index` is committed and tells the FSM.
     pub(crate) async fn commit_to(&mut self, index: u64, futures: Vec<(u64, ApplyReply<F::Response>)>) {
-        debug_assert!(index >= self.commit_index, "the commit index never goes back");
-        self.commit_index = index;
+        self.core.commit_to(index);
         self.shared.commit_index.store(index, Ordering::Release);
         self.metrics.commit_index.set(index as f64);
-        if self.configurations.latest_index <= index
-            && self.configurations.committed_index != self.configurations.latest_index
-        {
-            self.configurations.committed = self.configurations.latest.clone();
-            self.configurations.committed_index = self.configurations.latest_index;
-        }
         self.check_removed();
         self.fsm.commit(index, futures).await;
     }
@@ -596,9 +554,7 @@ impl<F: Fsm> Node<F> {
         self.shared.set_configuration(index, configuration.clone());
         let observation = Observation::ConfigurationChanged { index, configuration: configuration.clone() };
         let _ = self.observers.send(observation);
-        self.voters = Majority::of(&configuration);
-        self.configurations.latest = configuration;
-        self.configurations.latest_index = index;
+        self.core.set_latest_configuration(index, configuration);
     }
 
     async fn bootstrap(&mut self, configuration: Configuration) -> Result<(), RaftError> {
@@ -606,7 +562,7 @@ impl<F: Fsm> Node<F> {
         if !configuration.is_voter(&self.id) {
             return Err(RaftError::NotVoter(self.id.clone()));
         }
-        if self.current_term > 0 || self.last_index > 0 || self.snapshot_index > 0 {
+        if self.core.current_term > 0 || self.core.last_index > 0 || self.core.snapshot_index > 0 {
             return Err(RaftError::CantBootstrap);
         }
         if !self.persist_term(1, None).await {
@@ -663,8 +619,8 @@ impl<F: Fsm> Node<F> {
         let op =
             crate::storage::StorageOp::Append { seq, logs, commit_index, done: Some(done), clear: false };
         self.storage.submit(op).await?;
-        self.log_ids.append(ids);
-        (self.last_index, self.last_term) = last;
+        self.core.log_ids.append(ids);
+        (self.core.last_index, self.core.last_term) = last;
         self.publish_log();
         Ok(written)
     }

@@ -13,28 +13,28 @@ impl<F: Fsm> Node<F> {
     pub(super) async fn run_candidate(&mut self) {
         let transfer = std::mem::take(&mut self.transfer_requested);
         if self.config.prevote && !transfer && !self.pre_vote_round().await {
-            if self.role == RaftState::Candidate {
+            if self.core.role == RaftState::Candidate {
                 self.set_role(RaftState::Follower);
             }
             return;
         }
-        if self.role == RaftState::Candidate {
+        if self.core.role == RaftState::Candidate {
             self.election_round(transfer).await;
         }
     }
 
     /// The term to campaign in, unless this node is at [`TERM_MAX`](crate::TERM_MAX).
     fn next_term(&self) -> Option<u64> {
-        let next = self.current_term.checked_add(1).filter(|&term| term <= crate::TERM_MAX);
+        let next = self.core.current_term.checked_add(1).filter(|&term| term <= crate::TERM_MAX);
         if next.is_none() {
-            tracing::error!(term = self.current_term, "at the highest term; not campaigning");
+            tracing::error!(term = self.core.current_term, "at the highest term; not campaigning");
         }
         next
     }
 
     /// The voters other than this node, with their addresses.
     fn other_voters(&self) -> Vec<crate::Server> {
-        self.configurations.latest.voters().filter(|s| s.id != self.id).cloned().collect()
+        self.core.configurations.latest.voters().filter(|s| s.id != self.id).cloned().collect()
     }
 
     /// Asks the voters whether they would vote for us in the next term,
@@ -44,7 +44,7 @@ impl<F: Fsm> Node<F> {
         self.election_round += 1;
         let round = self.election_round;
         // The voters when the round starts decide it.
-        let voters = self.voters.clone();
+        let voters = self.core.voters.clone();
         let mut granted = BTreeSet::from([self.id.clone()]);
         if voters.is_reached(|id| granted.contains(id)) {
             return true;
@@ -52,8 +52,8 @@ impl<F: Fsm> Node<F> {
         let request = PreVoteRequest {
             header: self.header(),
             term,
-            last_log_index: self.last_index,
-            last_log_term: self.last_term,
+            last_log_index: self.core.last_index,
+            last_log_term: self.core.last_term,
         };
         let mut tasks = JoinSet::new();
         for voter in self.other_voters() {
@@ -70,7 +70,7 @@ impl<F: Fsm> Node<F> {
             match self.next_input(deadline).await {
                 Input::Timer => return false,
                 Input::Event(Event::PreVote { round: r, voter, response }) if r == round => {
-                    if response.term > self.current_term {
+                    if response.term > self.core.current_term {
                         self.step_down(response.term).await;
                         return false;
                     }
@@ -83,7 +83,7 @@ impl<F: Fsm> Node<F> {
                 }
                 input => {
                     self.handle(input).await;
-                    if self.role != RaftState::Candidate {
+                    if self.core.role != RaftState::Candidate {
                         return false;
                     }
                 }
@@ -105,7 +105,7 @@ impl<F: Fsm> Node<F> {
         let round = self.election_round;
         tracing::debug!(term, "election started");
         // The voters when the round starts decide it.
-        let voters = self.voters.clone();
+        let voters = self.core.voters.clone();
         let mut granted = BTreeSet::from([self.id.clone()]);
         if voters.is_reached(|id| granted.contains(id)) {
             self.set_role(RaftState::Leader);
@@ -114,8 +114,8 @@ impl<F: Fsm> Node<F> {
         let request = RequestVoteRequest {
             header: self.header(),
             term,
-            last_log_index: self.last_index,
-            last_log_term: self.last_term,
+            last_log_index: self.core.last_index,
+            last_log_term: self.core.last_term,
             leadership_transfer: transfer,
         };
         let mut tasks = JoinSet::new();
@@ -133,7 +133,7 @@ impl<F: Fsm> Node<F> {
             match self.next_input(deadline).await {
                 Input::Timer => return,
                 Input::Event(Event::Vote { round: r, voter, response }) if r == round => {
-                    if response.term > self.current_term {
+                    if response.term > self.core.current_term {
                         self.step_down(response.term).await;
                         return;
                     }
@@ -148,7 +148,7 @@ impl<F: Fsm> Node<F> {
                 }
                 input => {
                     self.handle(input).await;
-                    if self.role != RaftState::Candidate || self.current_term != term {
+                    if self.core.role != RaftState::Candidate || self.core.current_term != term {
                         return;
                     }
                 }

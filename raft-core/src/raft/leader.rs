@@ -67,7 +67,7 @@ impl<F: Fsm> Node<F> {
         self.dispatch(vec![(LogKind::Noop, Bytes::new(), Bytes::new(), None)]).await;
         let tick = (self.config.leader_lease_timeout / 5).max(Duration::from_millis(1));
         let mut next_check = Instant::now() + tick;
-        while self.role == RaftState::Leader {
+        while self.core.role == RaftState::Leader {
             match self.next_input(next_check).await {
                 Input::Timer => {
                     next_check = Instant::now() + tick;
@@ -84,15 +84,15 @@ impl<F: Fsm> Node<F> {
     }
 
     fn begin_leadership(&mut self) {
-        let voters = self.configurations.latest.voters().map(|s| s.id.clone());
-        let start_index = self.last_index + 1;
-        let commitment = Commitment::new(voters, self.commit_index, start_index);
+        let voters = self.core.configurations.latest.voters().map(|s| s.id.clone());
+        let start_index = self.core.last_index + 1;
+        let commitment = Commitment::new(voters, self.core.commit_index, start_index);
         let state = LeaderState {
             commitment,
             pending: VecDeque::new(),
             peers: BTreeMap::new(),
-            last_index_tx: watch::channel(self.last_index).0,
-            commit_tx: watch::channel(self.commit_index).0,
+            last_index_tx: watch::channel(self.core.last_index).0,
+            commit_tx: watch::channel(self.core.commit_index).0,
             verify_tx: watch::channel(0).0,
             verify_round: 0,
             verifies: Vec::new(),
@@ -108,7 +108,7 @@ impl<F: Fsm> Node<F> {
         };
         self.leader_state = Some(state);
         let peers: Vec<Server> =
-            self.configurations.latest.servers.iter().filter(|s| s.id != self.id).cloned().collect();
+            self.core.configurations.latest.servers.iter().filter(|s| s.id != self.id).cloned().collect();
         for peer in peers {
             self.start_peer(peer);
         }
@@ -118,7 +118,7 @@ impl<F: Fsm> Node<F> {
         let Some(state) = self.leader_state.as_mut() else { return };
         let replication = Replication {
             peer: peer.clone(),
-            term: self.current_term,
+            term: self.core.current_term,
             header: crate::RpcHeader::new(self.id.clone(), self.addr.clone()),
             transport: self.transport.clone(),
             log: self.log.clone(),
@@ -137,7 +137,7 @@ impl<F: Fsm> Node<F> {
             metrics: self.metrics.peer(peer.id.as_str()),
             heartbeat_timeout: self.config.heartbeat_timeout,
         };
-        let tasks = replication::start(replication, self.last_index + 1);
+        let tasks = replication::start(replication, self.core.last_index + 1);
         state.peers.insert(peer.id.clone(), tasks);
         let _ = self.observers.send(Observation::PeerChanged { peer, removed: false });
     }
@@ -157,7 +157,7 @@ impl<F: Fsm> Node<F> {
             let _ = verify.reply.send(Err(RaftError::LeadershipLost));
         }
         Self::end_membership_work(state.change, state.deferred, state.transfer);
-        if self.leader.as_ref().is_some_and(|(id, _)| id == &self.id) {
+        if self.core.leader.as_ref().is_some_and(|(id, _)| id == &self.id) {
             self.set_leader(None);
         }
     }
@@ -168,11 +168,11 @@ impl<F: Fsm> Node<F> {
         let Some(state) = self.leader_state.as_mut() else { return };
         let mut logs = Vec::with_capacity(entries.len());
         for (kind, data, extensions, reply) in entries {
-            let index = self.last_index + 1 + logs.len() as u64;
+            let index = self.core.last_index + 1 + logs.len() as u64;
             if let Some(reply) = reply {
                 state.pending.push_back((index, reply));
             }
-            logs.push(Log { index, term: self.current_term, kind, data, extensions });
+            logs.push(Log { index, term: self.core.current_term, kind, data, extensions });
         }
         let Some(last) = logs.last().map(|l| l.index) else { return };
         self.metrics.apply.increment(logs.iter().filter(|l| l.kind == LogKind::Command).count() as u64);
@@ -181,11 +181,11 @@ impl<F: Fsm> Node<F> {
         }
         let seq = self.seq();
         self.log.append(&logs, seq);
-        self.log_ids.append(logs.iter().map(|log| (log.index, log.term)));
-        self.last_index = last;
-        self.last_term = self.current_term;
+        self.core.log_ids.append(logs.iter().map(|log| (log.index, log.term)));
+        self.core.last_index = last;
+        self.core.last_term = self.core.current_term;
         self.publish_log();
-        let commit_index = self.commit_index;
+        let commit_index = self.core.commit_index;
         if let Some(state) = self.leader_state.as_ref() {
             state.last_index_tx.send_replace(last);
         }
@@ -252,7 +252,7 @@ impl<F: Fsm> Node<F> {
     /// answer. The read index is the commit index, but never below this
     /// term's first entry, whose commit proves we know every earlier commit.
     fn start_verify(&mut self, reply: oneshot::Sender<Result<u64, RaftError>>) {
-        let commit_index = self.commit_index;
+        let commit_index = self.core.commit_index;
         let Some(state) = self.leader_state.as_mut() else { return };
         state.verify_round += 1;
         let read_index = commit_index.max(state.start_index);
@@ -262,7 +262,7 @@ impl<F: Fsm> Node<F> {
     }
 
     fn check_verifies(&mut self) {
-        let (voters, me) = (&self.voters, &self.id);
+        let (voters, me) = (&self.core.voters, &self.id);
         let Some(state) = self.leader_state.as_mut() else { return };
         let acks = &state.acks;
         // The newest leadership-check round a quorum has answered (the
@@ -290,7 +290,7 @@ impl<F: Fsm> Node<F> {
                     }
                 }
             }
-            Event::Progress { peer, term, match_index } if term == self.current_term => {
+            Event::Progress { peer, term, match_index } if term == self.core.current_term => {
                 let Some(state) = self.leader_state.as_mut() else { return };
                 let known = state.matches.entry(peer.clone()).or_insert(0);
                 *known = (*known).max(match_index);
@@ -300,20 +300,20 @@ impl<F: Fsm> Node<F> {
                 self.advance_membership().await;
                 self.advance_transfer();
             }
-            Event::HeartbeatAck { peer, term, round } if term == self.current_term => {
+            Event::HeartbeatAck { peer, term, round } if term == self.core.current_term => {
                 if let Some(state) = self.leader_state.as_mut() {
                     let acked = state.acks.entry(peer).or_insert(0);
                     *acked = (*acked).max(round);
                 }
                 self.check_verifies();
             }
-            Event::HigherTerm { term } if term > self.current_term => {
+            Event::HigherTerm { term } if term > self.core.current_term => {
                 tracing::info!(term, "a peer has a higher term; stepping down");
                 self.step_down(term).await;
             }
             Event::StoreFailed { seq, error } => {
                 tracing::error!(%error, seq, "the leader's log write failed; stepping down");
-                self.step_down(self.current_term).await;
+                self.step_down(self.core.current_term).await;
                 self.resync_log().await;
             }
             _ => {}
@@ -338,7 +338,7 @@ impl<F: Fsm> Node<F> {
     fn check_quorum_contact(&mut self) {
         let Some(state) = self.leader_state.as_ref() else { return };
         let lease = self.config.leader_lease_timeout;
-        let voters = &self.voters;
+        let voters = &self.core.voters;
         // How long since a quorum (counting this leader, heard from now)
         // last answered: the newest contact age a quorum shares.
         let since = |id: &ServerId| {

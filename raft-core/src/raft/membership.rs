@@ -68,7 +68,8 @@ impl<F: Fsm> Node<F> {
     /// configuration; Ongaro, raft-dev, 2015).
     fn configuration_stable(&self) -> bool {
         let start_index = self.leader_state.as_ref().map_or(u64::MAX, |state| state.start_index);
-        self.configurations.latest_index <= self.commit_index && self.commit_index >= start_index
+        self.core.configurations.latest_index <= self.core.commit_index
+            && self.core.commit_index >= start_index
     }
 
     /// Handles a membership request on the leader. One that arrives while
@@ -81,7 +82,7 @@ impl<F: Fsm> Node<F> {
         timeout: Duration,
         reply: oneshot::Sender<Result<u64, RaftError>>,
     ) {
-        let latest_index = self.configurations.latest_index;
+        let latest_index = self.core.configurations.latest_index;
         let stable = self.configuration_stable();
         let Some(state) = self.leader_state.as_mut() else { return };
         if state.transfer.is_none() && state.change.is_none() && !stable {
@@ -95,12 +96,12 @@ impl<F: Fsm> Node<F> {
         }
         let refusal = if state.transfer.is_some() {
             Some(RaftError::LeadershipTransferInProgress)
-        } else if state.change.is_some() || latest_index > self.commit_index {
+        } else if state.change.is_some() || latest_index > self.core.commit_index {
             Some(RaftError::ConfigurationChangeInProgress)
         } else if prev_index != 0 && prev_index != latest_index {
             Some(RaftError::ConfigurationChanged { prev_index, latest_index })
         } else {
-            self.configurations.latest.apply_change(&change).err().map(RaftError::from)
+            self.core.configurations.latest.apply_change(&change).err().map(RaftError::from)
         };
         if let Some(error) = refusal {
             let _ = reply.send(Err(error));
@@ -108,17 +109,19 @@ impl<F: Fsm> Node<F> {
         }
         let deadline = (!timeout.is_zero()).then(|| Instant::now() + timeout);
         let stage = match &change {
-            ConfigurationChange::AddVoter { id, address } if !self.configurations.latest.is_voter(id) => {
-                if self.configurations.latest.server(id).is_none() {
+            ConfigurationChange::AddVoter { id, address }
+                if !self.core.configurations.latest.is_voter(id) =>
+            {
+                if self.core.configurations.latest.server(id).is_none() {
                     let staging =
                         ConfigurationChange::AddNonvoter { id: id.clone(), address: address.clone() };
-                    if let Ok(next) = self.configurations.latest.apply_change(&staging) {
+                    if let Ok(next) = self.core.configurations.latest.apply_change(&staging) {
                         self.append_configuration(next).await;
                     }
                 }
-                Stage::CatchUp { target: self.last_index }
+                Stage::CatchUp { target: self.core.last_index }
             }
-            _ => match self.configurations.latest.apply_change(&change) {
+            _ => match self.core.configurations.latest.apply_change(&change) {
                 Ok(next) => Stage::Commit { index: self.append_configuration(next).await },
                 Err(error) => {
                     let _ = reply.send(Err(error.into()));
@@ -137,7 +140,7 @@ impl<F: Fsm> Node<F> {
     pub(super) async fn append_configuration(&mut self, configuration: Configuration) -> u64 {
         let data = crate::codec::configuration_to_bytes(&configuration);
         self.dispatch(vec![(LogKind::Configuration, data, Bytes::new(), None)]).await;
-        let index = self.last_index;
+        let index = self.core.last_index;
         self.set_latest_configuration(index, configuration);
         self.sync_peers().await;
         index
@@ -145,7 +148,7 @@ impl<F: Fsm> Node<F> {
 
     /// Makes replication and the quorum follow the latest configuration.
     pub(super) async fn sync_peers(&mut self) {
-        let latest = self.configurations.latest.clone();
+        let latest = self.core.configurations.latest.clone();
         let Some(state) = self.leader_state.as_mut() else { return };
         state.commitment.set_voters(latest.voters().map(|s| s.id.clone()));
         let stop_at = Instant::now() + REMOVED_GRACE;
@@ -205,8 +208,8 @@ impl<F: Fsm> Node<F> {
     /// Moves a pending change on: promotes a caught-up new voter, answers
     /// once the change commits, gives up at its deadline.
     async fn advance_change(&mut self) {
-        let last_index = self.last_index;
-        let commit_index = self.commit_index;
+        let last_index = self.core.last_index;
+        let commit_index = self.core.commit_index;
         let Some(state) = self.leader_state.as_mut() else { return };
         let Some(pending) = state.change.as_mut() else { return };
         if pending.deadline.is_some_and(|deadline| Instant::now() > deadline) {
@@ -220,7 +223,7 @@ impl<F: Fsm> Node<F> {
                 let matched = state.matches.get(pending.change.id()).copied().unwrap_or(0);
                 if matched >= target.min(last_index) {
                     let change = pending.change.clone();
-                    match self.configurations.latest.apply_change(&change) {
+                    match self.core.configurations.latest.apply_change(&change) {
                         Ok(next) => {
                             let index = self.append_configuration(next).await;
                             if let Some(pending) = self.leader_state.as_mut().and_then(|s| s.change.as_mut())
@@ -274,7 +277,8 @@ impl<F: Fsm> Node<F> {
             let _ = reply.send(Err(RaftError::LeadershipTransferInProgress));
             return;
         }
-        let voters: Vec<&Server> = self.configurations.latest.voters().filter(|s| s.id != self.id).collect();
+        let voters: Vec<&Server> =
+            self.core.configurations.latest.voters().filter(|s| s.id != self.id).collect();
         let chosen = match &target {
             Some((id, _)) if *id == self.id => Err(RaftError::TransferToSelf),
             Some((id, _)) => voters
@@ -307,8 +311,8 @@ impl<F: Fsm> Node<F> {
 
     /// Sends TimeoutNow once the target holds the whole log; gives up at the deadline.
     pub(super) fn advance_transfer(&mut self) {
-        let last_index = self.last_index;
-        let term = self.current_term;
+        let last_index = self.core.last_index;
+        let term = self.core.current_term;
         let header = self.header();
         let Some(state) = self.leader_state.as_mut() else { return };
         let Some(transfer) = state.transfer.as_mut() else { return };
@@ -336,7 +340,7 @@ impl<F: Fsm> Node<F> {
 
     /// Steps down or shuts down once a committed configuration leaves this node out.
     pub(super) fn check_removed(&mut self) {
-        let committed = &self.configurations.committed;
+        let committed = &self.core.configurations.committed;
         if committed.servers.is_empty() || committed.server(&self.id).is_some() {
             return;
         }
@@ -344,16 +348,16 @@ impl<F: Fsm> Node<F> {
         // node in its latest configuration is not removed, and a follower
         // catching up decides only once its log holds everything the leader
         // has committed.
-        if self.configurations.latest.server(&self.id).is_some() {
+        if self.core.configurations.latest.server(&self.id).is_some() {
             return;
         }
-        if self.role != RaftState::Leader && self.commit_index < self.leader_commit {
+        if self.core.role != RaftState::Leader && self.core.commit_index < self.core.leader_commit {
             return;
         }
         if self.config.shutdown_on_remove {
             tracing::info!("removed from the cluster; shutting down");
             self.set_role(RaftState::Shutdown);
-        } else if self.role == RaftState::Leader {
+        } else if self.core.role == RaftState::Leader {
             tracing::info!("removed from the cluster; stepping down");
             self.set_role(RaftState::Follower);
         }

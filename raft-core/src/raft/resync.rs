@@ -58,9 +58,9 @@ impl<F: Fsm> Node<F> {
     /// the next failure tries again.
     pub(crate) async fn resync_log(&mut self) {
         let store = self.log.store().clone();
-        let snapshot = (self.snapshot_index, self.snapshot_term);
-        let base = self.configurations.clone();
-        let commit_index = self.commit_index;
+        let snapshot = (self.core.snapshot_index, self.core.snapshot_term);
+        let base = self.core.configurations.clone();
+        let commit_index = self.core.commit_index;
         let inline = store.writes_never_block();
         let read = crate::blocking::run(inline, move || {
             let stored = stored_log(&*store, snapshot)?;
@@ -88,36 +88,36 @@ impl<F: Fsm> Node<F> {
         self.log.clear();
         let (last_index, last_term) = match stored {
             Some(last) => {
-                self.log_ids = ids;
+                self.core.log_ids = ids;
                 last
             }
             None => {
                 tracing::warn!("the log does not continue the snapshot; clearing it before the next write");
                 self.storage.clear_before_next_append();
-                self.log_ids.reset(snapshot);
+                self.core.log_ids.reset(snapshot);
                 snapshot
             }
         };
-        if (last_index, last_term) != (self.last_index, self.last_term) {
-            tracing::info!(was = self.last_index, now = last_index, "the log ends where the store says");
-            self.last_index = last_index;
-            self.last_term = last_term;
+        if (last_index, last_term) != (self.core.last_index, self.core.last_term) {
+            tracing::info!(was = self.core.last_index, now = last_index, "the log ends where the store says");
+            self.core.last_index = last_index;
+            self.core.last_term = last_term;
             self.publish_log();
         }
-        if configurations.latest_index != self.configurations.latest_index {
+        if configurations.latest_index != self.core.configurations.latest_index {
             self.set_latest_configuration(configurations.latest_index, configurations.latest);
         }
         // Committed entries this node had not yet stored are applied once
         // the leader sends them again.
-        self.refill_commit = self.commit_index > self.last_index;
+        self.refill_commit = self.core.commit_index > self.core.last_index;
     }
 
     /// Tells the FSM again about the commit index once the log holds it, if
     /// a failed write had taken committed entries away.
     pub(crate) async fn refill_commit_if_stored(&mut self) {
-        if self.refill_commit && self.last_index >= self.commit_index {
+        if self.refill_commit && self.core.last_index >= self.core.commit_index {
             self.refill_commit = false;
-            self.fsm.commit(self.commit_index, Vec::new()).await;
+            self.fsm.commit(self.core.commit_index, Vec::new()).await;
         }
     }
 }

@@ -36,7 +36,7 @@ impl<F: Fsm> Node<F> {
         self.reset_snapshot_timer();
         let applied = self.shared.applied_index.load(Ordering::Acquire);
         if !self.snapshot_in_progress
-            && applied.saturating_sub(self.snapshot_index) >= self.config.snapshot_threshold
+            && applied.saturating_sub(self.core.snapshot_index) >= self.config.snapshot_threshold
         {
             self.start_snapshot(None);
         }
@@ -53,7 +53,7 @@ impl<F: Fsm> Node<F> {
         }
         self.snapshot_in_progress = true;
         let (fsm, store, events) = (self.fsm.client(), self.snapshots.clone(), self.events_tx.clone());
-        let last_snapshot = self.snapshot_index;
+        let last_snapshot = self.core.snapshot_index;
         let metrics = self.metrics.clone();
         let task = crate::task::Owned::spawn(async move {
             let result = take_snapshot(fsm, store, last_snapshot, &metrics).await;
@@ -71,7 +71,7 @@ impl<F: Fsm> Node<F> {
         self.snapshot_in_progress = false;
         self.snapshot_task = None;
         match &result {
-            Ok(meta) if meta.index > self.snapshot_index => {
+            Ok(meta) if meta.index > self.core.snapshot_index => {
                 tracing::info!(index = meta.index, "snapshot taken");
                 self.set_snapshot_point(meta.index, meta.term);
                 self.compact_through(meta.index.saturating_sub(self.config.trailing_logs)).await;
@@ -89,10 +89,10 @@ impl<F: Fsm> Node<F> {
     }
 
     fn set_snapshot_point(&mut self, index: u64, term: u64) {
-        self.snapshot_index = index;
-        self.snapshot_term = term;
+        self.core.snapshot_index = index;
+        self.core.snapshot_term = term;
         self.log.set_snapshot(index, term);
-        self.log_ids.set_snapshot(index, term);
+        self.core.log_ids.set_snapshot(index, term);
         self.shared.last_snapshot_index.store(index, Ordering::Release);
     }
 
@@ -102,7 +102,7 @@ impl<F: Fsm> Node<F> {
             return;
         }
         self.log.discard_through(through);
-        self.log_ids.compact_through(through);
+        self.core.log_ids.compact_through(through);
         let seq = self.seq();
         if self.storage.submit(StorageOp::TruncateThrough { seq, index: through }).await.is_err() {
             tracing::error!("the storage worker has stopped; the log is not compacted");
@@ -116,30 +116,30 @@ impl<F: Fsm> Node<F> {
     /// either covered by the snapshot or was never committed.
     async fn adopt_snapshot(&mut self, meta: &SnapshotMeta) {
         debug_assert!(
-            meta.index > self.commit_index,
+            meta.index > self.core.commit_index,
             "a snapshot at or below the commit index is not adopted"
         );
-        let agrees = meta.index <= self.last_index && self.term_at(meta.index) == Some(meta.term);
+        let agrees = meta.index <= self.core.last_index && self.term_at(meta.index) == Some(meta.term);
         if agrees {
             self.compact_through(meta.index).await;
         } else {
             self.log.clear();
-            self.log_ids.reset((meta.index, meta.term));
+            self.core.log_ids.reset((meta.index, meta.term));
             let seq = self.seq();
             if self.storage.submit(StorageOp::TruncateFrom { seq, index: 0, done: None }).await.is_err() {
                 tracing::error!("the storage worker has stopped; the log is not cleared");
             }
-            self.last_index = meta.index;
-            self.last_term = meta.term;
+            self.core.last_index = meta.index;
+            self.core.last_term = meta.term;
         }
         self.set_snapshot_point(meta.index, meta.term);
-        if !agrees || self.configurations.latest_index <= meta.index {
-            self.configurations.committed = meta.configuration.clone();
-            self.configurations.committed_index = meta.configuration_index;
+        if !agrees || self.core.configurations.latest_index <= meta.index {
+            self.core.configurations.committed = meta.configuration.clone();
+            self.core.configurations.committed_index = meta.configuration_index;
             self.set_latest_configuration(meta.configuration_index, meta.configuration.clone());
         }
-        if meta.index > self.commit_index {
-            self.commit_index = meta.index;
+        if meta.index > self.core.commit_index {
+            self.core.commit_index = meta.index;
             self.shared.commit_index.store(meta.index, Ordering::Release);
         }
         self.publish_log();
@@ -160,16 +160,16 @@ impl<F: Fsm> Node<F> {
         respond: InstallReply,
     ) {
         let mut response =
-            InstallSnapshotResponse { header: self.header(), term: self.current_term, success: false };
-        if request.term < self.current_term {
+            InstallSnapshotResponse { header: self.header(), term: self.core.current_term, success: false };
+        if request.term < self.core.current_term {
             return respond.respond(Ok(response));
         }
-        if (request.term > self.current_term || self.role != RaftState::Follower)
+        if (request.term > self.core.current_term || self.core.role != RaftState::Follower)
             && !self.step_down(request.term).await
         {
             return respond.respond(Err(RpcRejection(format!("term {} could not be adopted", request.term))));
         }
-        response.term = self.current_term;
+        response.term = self.core.current_term;
         self.set_leader(Some((request.header.id.clone(), request.header.addr.clone())));
         self.note_leader_contact();
         if let Some(refusal) = refuse_snapshot(&request) {
@@ -180,14 +180,14 @@ impl<F: Fsm> Node<F> {
             response.success = true;
             return respond.respond(Ok(response));
         }
-        if self.restoring {
+        if self.core.restoring {
             return respond.respond(Err(RpcRejection("another snapshot is being restored".into())));
         }
         // A newer leader's snapshot supersedes one still arriving.
         if let Some(task) = self.installing.take() {
             task.abort();
         }
-        let (store, events, term) = (self.snapshots.clone(), self.events_tx.clone(), self.current_term);
+        let (store, events, term) = (self.snapshots.clone(), self.events_tx.clone(), self.core.current_term);
         let idle = self.config.snapshot_receive_timeout;
         let received = self.metrics.rpc_install_snapshot.clone();
         self.installing = Some(crate::task::Owned::spawn(async move {
@@ -216,18 +216,18 @@ impl<F: Fsm> Node<F> {
                 return respond.respond(Err(RpcRejection(error.to_string())));
             }
         };
-        if term != self.current_term || self.role != RaftState::Follower {
-            let reason = format!("the node moved on from term {term} to {}", self.current_term);
+        if term != self.core.current_term || self.core.role != RaftState::Follower {
+            let reason = format!("the node moved on from term {term} to {}", self.core.current_term);
             return respond.respond(Err(RpcRejection(reason)));
         }
         let response =
-            InstallSnapshotResponse { header: self.header(), term: self.current_term, success: true };
+            InstallSnapshotResponse { header: self.header(), term: self.core.current_term, success: true };
         if self.snapshot_is_known(meta.index, meta.term).await {
             return respond.respond(Ok(response));
         }
         // The FSM runner restores it; the node keeps its loop going and
         // adopts the snapshot when the runner says it is done.
-        self.restoring = true;
+        self.core.restoring = true;
         let (fsm, events) = (self.fsm.client(), self.events_tx.clone());
         tokio::spawn(async move {
             let result = fsm.restore(meta.clone(), reader).await;
@@ -242,7 +242,7 @@ impl<F: Fsm> Node<F> {
         result: Result<(), RaftError>,
         respond: InstallReply,
     ) {
-        self.restoring = false;
+        self.core.restoring = false;
         if let Err(error) = result {
             tracing::error!(%error, index = meta.index, "restoring a received snapshot failed");
             return respond.respond(Err(RpcRejection(error.to_string())));
@@ -252,7 +252,7 @@ impl<F: Fsm> Node<F> {
         tracing::info!(index = meta.index, "installed a snapshot from the leader");
         respond.respond(Ok(InstallSnapshotResponse {
             header: self.header(),
-            term: self.current_term,
+            term: self.core.current_term,
             success: true,
         }));
     }
@@ -262,11 +262,11 @@ impl<F: Fsm> Node<F> {
     /// log. In the second case the entries up to `index` are committed (a
     /// snapshot covers committed entries only), so the commit index moves up.
     async fn snapshot_is_known(&mut self, index: u64, term: u64) -> bool {
-        if index <= self.commit_index {
-            tracing::debug!(index, commit = self.commit_index, "ignoring a stale snapshot");
+        if index <= self.core.commit_index {
+            tracing::debug!(index, commit = self.core.commit_index, "ignoring a stale snapshot");
             return true;
         }
-        if index <= self.last_index && self.term_at(index) == Some(term) {
+        if index <= self.core.last_index && self.term_at(index) == Some(term) {
             tracing::debug!(index, "the log already holds the snapshot's last entry");
             self.commit_to(index, Vec::new()).await;
             return true;
@@ -275,7 +275,7 @@ impl<F: Fsm> Node<F> {
     }
 
     pub(super) fn note_leader_contact(&mut self) {
-        self.last_leader_contact = Some(Instant::now());
+        self.core.last_leader_contact = Some(Instant::now().into_std());
         self.shared.touch_contact();
         self.reset_election_timer();
     }

@@ -5,8 +5,9 @@
 use super::{RecoveryError, SCAN_BYTES_MAX, UnusableSnapshot};
 use crate::error::RaftError;
 use crate::fsm::runner::AppliedPoint;
+use crate::protocol::core::Configurations;
 use crate::protocol::log_ids::LogIds;
-use crate::raft::{Configurations, Recovered};
+use crate::raft::Recovered;
 use crate::stable::{KEY_CURRENT_TERM, KEY_LAST_VOTE_CAND, KEY_LAST_VOTE_TERM};
 use crate::{
     Fsm, LogKind, LogStore, ServerId, SnapshotError, SnapshotMeta, SnapshotStore, StableStore, StoreError,
