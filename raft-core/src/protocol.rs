@@ -19,6 +19,7 @@ pub(crate) mod append;
 pub(crate) mod commitment;
 pub(crate) mod core;
 pub(crate) mod election;
+pub(crate) mod leader;
 pub(crate) mod log_ids;
 pub(crate) mod quorum;
 pub(crate) mod vote;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 /// An entry is committed once a quorum of voters has stored it *and* it
 /// belongs to the leader's own term (`start_index` is the first index of that
 /// term); earlier entries commit only with it (Raft §5.4.2, Figure 8).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Commitment {
     voters: Majority,
     match_indexes: BTreeMap<ServerId, u64>,

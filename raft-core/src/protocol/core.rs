@@ -9,6 +9,7 @@
 //! and records the outcome back into it.
 
 use super::append::FollowerLog;
+use super::leader::Leadership;
 use super::log_ids::LogIds;
 use super::quorum::Majority;
 use crate::state::RaftState;
@@ -76,6 +77,9 @@ pub(crate) struct Core {
     /// Whether the FSM is being restored from a received snapshot; the log
     /// and commit index stay as they are until it is done.
     pub(crate) restoring: bool,
+    /// What only a leader keeps: commitment, followers' progress,
+    /// leadership checks. `Some` exactly while this node leads.
+    pub(crate) leadership: Option<Leadership>,
 }
 
 impl Core {
@@ -98,6 +102,7 @@ impl Core {
             leader: None,
             last_leader_contact: None,
             restoring: false,
+            leadership: None,
         }
     }
 

@@ -1,8 +1,70 @@
-//! Election rules as pure functions: whose log is up to date, and the
-//! randomized timeouts.
+//! Election rules: whose log is up to date, the randomized timeouts, the
+//! term to campaign in, and the tally of one round of votes or pre-votes.
 
+use super::quorum::Majority;
+use crate::ServerId;
 use rand::Rng;
+use std::collections::BTreeSet;
 use std::time::Duration;
+
+/// The term a node at `current_term` campaigns in, unless it is at
+/// [`TERM_MAX`](crate::TERM_MAX) (a term that could never be incremented
+/// again is never entered).
+pub(crate) fn campaign_term(current_term: u64) -> Option<u64> {
+    current_term.checked_add(1).filter(|&term| term <= crate::TERM_MAX)
+}
+
+/// One round of votes or pre-votes, decided by the voters when it started.
+#[derive(Clone, Debug)]
+pub(crate) struct Tally {
+    voters: Majority,
+    granted: BTreeSet<ServerId>,
+    /// The term campaigned in (the next term, for a pre-vote).
+    term: u64,
+    pre_vote: bool,
+}
+
+/// Where a round stands after an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TallyOutcome {
+    /// Not decided yet.
+    Pending,
+    /// A quorum has granted.
+    Won,
+    /// A voter is at a newer term: adopt it and stop campaigning.
+    HigherTerm(u64),
+}
+
+impl Tally {
+    /// A round in `term` among `voters`; the candidate `me` votes for itself.
+    pub(crate) fn start(voters: Majority, me: ServerId, term: u64, pre_vote: bool) -> Self {
+        Self { voters, granted: BTreeSet::from([me]), term, pre_vote }
+    }
+
+    /// Whether a quorum has granted (a single voter wins at once).
+    pub(crate) fn won(&self) -> bool {
+        self.voters.is_reached(|id| self.granted.contains(id))
+    }
+
+    /// Counts `voter`'s answer, given at its `term`, while the candidate is
+    /// at `current_term`. A vote counts only if given in the round's term (a
+    /// pre-vote is answered at the voter's own, older term).
+    pub(crate) fn record(
+        &mut self,
+        current_term: u64,
+        voter: ServerId,
+        term: u64,
+        granted: bool,
+    ) -> TallyOutcome {
+        if term > current_term {
+            return TallyOutcome::HigherTerm(term);
+        }
+        if granted && (self.pre_vote || term == self.term) {
+            self.granted.insert(voter);
+        }
+        if self.won() { TallyOutcome::Won } else { TallyOutcome::Pending }
+    }
+}
 
 /// Whether a candidate whose log ends at (`candidate_term`, `candidate_index`)
 /// is at least as up to date as ours, ending at (`our_term`, `our_index`)
@@ -110,5 +172,33 @@ mod seeded {
         };
         assert_eq!(draw(7), draw(7));
         assert_ne!(draw(7), draw(8));
+    }
+
+    #[test]
+    fn a_round_is_won_by_a_quorum_of_the_voters_it_started_with() {
+        let id = |s: &str| ServerId::from(s);
+        let voters = Majority::new(["a", "b", "c", "d", "e"].map(id));
+        let mut tally = Tally::start(voters.clone(), id("a"), 7, false);
+        assert!(!tally.won());
+        assert_eq!(tally.record(7, id("b"), 7, true), TallyOutcome::Pending);
+        assert_eq!(tally.record(7, id("b"), 7, true), TallyOutcome::Pending, "a voter counts once");
+        assert_eq!(tally.record(7, id("x"), 7, true), TallyOutcome::Pending, "a non-voter does not count");
+        assert_eq!(tally.record(7, id("c"), 6, true), TallyOutcome::Pending, "a vote of another term");
+        assert_eq!(tally.record(7, id("d"), 7, false), TallyOutcome::Pending);
+        assert_eq!(tally.record(7, id("e"), 9, false), TallyOutcome::HigherTerm(9));
+        assert_eq!(tally.record(7, id("c"), 7, true), TallyOutcome::Won);
+
+        let mut pre = Tally::start(voters, id("a"), 8, true);
+        assert_eq!(pre.record(7, id("b"), 7, true), TallyOutcome::Pending);
+        assert_eq!(pre.record(7, id("c"), 5, true), TallyOutcome::Won, "pre-votes come at the voters' terms");
+        assert!(Tally::start(Majority::new([id("a")]), id("a"), 1, false).won());
+    }
+
+    #[test]
+    fn no_campaign_past_the_highest_term() {
+        assert_eq!(campaign_term(4), Some(5));
+        assert_eq!(campaign_term(crate::TERM_MAX - 1), Some(crate::TERM_MAX));
+        assert_eq!(campaign_term(crate::TERM_MAX), None);
+        assert_eq!(campaign_term(u64::MAX), None);
     }
 }

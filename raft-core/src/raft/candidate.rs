@@ -2,10 +2,9 @@
 //! leadership), then an election in a new term.
 
 use super::{Event, Input, Node};
-use crate::protocol::election::randomized;
+use crate::protocol::election::{Tally, TallyOutcome, campaign_term, randomized};
 use crate::state::RaftState;
 use crate::{Fsm, PreVoteRequest, RequestVoteRequest};
-use std::collections::BTreeSet;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -25,7 +24,7 @@ impl<F: Fsm> Node<F> {
 
     /// The term to campaign in, unless this node is at [`TERM_MAX`](crate::TERM_MAX).
     fn next_term(&self) -> Option<u64> {
-        let next = self.core.current_term.checked_add(1).filter(|&term| term <= crate::TERM_MAX);
+        let next = campaign_term(self.core.current_term);
         if next.is_none() {
             tracing::error!(term = self.core.current_term, "at the highest term; not campaigning");
         }
@@ -44,9 +43,8 @@ impl<F: Fsm> Node<F> {
         self.election_round += 1;
         let round = self.election_round;
         // The voters when the round starts decide it.
-        let voters = self.core.voters.clone();
-        let mut granted = BTreeSet::from([self.id.clone()]);
-        if voters.is_reached(|id| granted.contains(id)) {
+        let mut tally = Tally::start(self.core.voters.clone(), self.id.clone(), term, true);
+        if tally.won() {
             return true;
         }
         let request = PreVoteRequest {
@@ -70,14 +68,12 @@ impl<F: Fsm> Node<F> {
             match self.next_input(deadline).await {
                 Input::Timer => return false,
                 Input::Event(Event::PreVote { round: r, voter, response }) if r == round => {
-                    if response.term > self.core.current_term {
-                        self.step_down(response.term).await;
-                        return false;
-                    }
-                    if response.granted {
-                        granted.insert(voter);
-                        if voters.is_reached(|id| granted.contains(id)) {
-                            return true;
+                    match tally.record(self.core.current_term, voter, response.term, response.granted) {
+                        TallyOutcome::Pending => {}
+                        TallyOutcome::Won => return true,
+                        TallyOutcome::HigherTerm(term) => {
+                            self.step_down(term).await;
+                            return false;
                         }
                     }
                 }
@@ -105,9 +101,8 @@ impl<F: Fsm> Node<F> {
         let round = self.election_round;
         tracing::debug!(term, "election started");
         // The voters when the round starts decide it.
-        let voters = self.core.voters.clone();
-        let mut granted = BTreeSet::from([self.id.clone()]);
-        if voters.is_reached(|id| granted.contains(id)) {
+        let mut tally = Tally::start(self.core.voters.clone(), self.id.clone(), term, false);
+        if tally.won() {
             self.set_role(RaftState::Leader);
             return;
         }
@@ -133,15 +128,15 @@ impl<F: Fsm> Node<F> {
             match self.next_input(deadline).await {
                 Input::Timer => return,
                 Input::Event(Event::Vote { round: r, voter, response }) if r == round => {
-                    if response.term > self.core.current_term {
-                        self.step_down(response.term).await;
-                        return;
-                    }
-                    if response.granted && response.term == term {
-                        granted.insert(voter);
-                        if voters.is_reached(|id| granted.contains(id)) {
+                    match tally.record(self.core.current_term, voter, response.term, response.granted) {
+                        TallyOutcome::Pending => {}
+                        TallyOutcome::Won => {
                             tracing::info!(term, "won the election");
                             self.set_role(RaftState::Leader);
+                            return;
+                        }
+                        TallyOutcome::HigherTerm(term) => {
+                            self.step_down(term).await;
                             return;
                         }
                     }

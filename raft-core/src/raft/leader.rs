@@ -5,14 +5,13 @@ use super::{Event, Input, Node, Request, fail_request};
 use crate::error::RaftError;
 use crate::fsm::runner::ApplyReply;
 use crate::observer::Observation;
-use crate::protocol::commitment::Commitment;
+use crate::protocol::leader::{Leadership, quorum_contact_age};
 use crate::replication::{self, PeerContact, PeerTasks, Replication};
 use crate::state::RaftState;
 use crate::storage::StorageOp;
 use crate::watch;
 use crate::{Fsm, Log, LogKind, Server, ServerId};
 use bytes::Bytes;
-use std::cmp::Reverse;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,24 +28,18 @@ struct Verify {
 /// A command waiting to be appended.
 type Pending<R> = (LogKind, Bytes, Bytes, Option<ApplyReply<R>>);
 
-/// What only a leader keeps.
+/// What only a leader's node keeps (its protocol state is the core's
+/// [`Leadership`](crate::protocol::leader::Leadership)).
 pub(crate) struct LeaderState<R> {
-    pub(super) commitment: Commitment,
     /// Futures of entries appended but not yet committed, in index order.
     pending: VecDeque<(u64, ApplyReply<R>)>,
     pub(super) peers: BTreeMap<ServerId, PeerTasks>,
     last_index_tx: watch::Sender<u64>,
     commit_tx: watch::Sender<u64>,
     verify_tx: watch::Sender<u64>,
-    verify_round: u64,
     verifies: Vec<Verify>,
-    acks: BTreeMap<ServerId, u64>,
     /// Storage operations from this one on are this leadership's writes.
     first_seq: u64,
-    /// The index of this term's first entry (its no-op).
-    pub(super) start_index: u64,
-    /// What each follower (voter or not) is known to store.
-    pub(super) matches: BTreeMap<ServerId, u64>,
     /// A membership change under way.
     pub(super) change: Option<super::membership::PendingChange>,
     /// Membership requests waiting for this leader's configuration to be stable.
@@ -86,20 +79,15 @@ impl<F: Fsm> Node<F> {
     fn begin_leadership(&mut self) {
         let voters = self.core.configurations.latest.voters().map(|s| s.id.clone());
         let start_index = self.core.last_index + 1;
-        let commitment = Commitment::new(voters, self.core.commit_index, start_index);
+        self.core.leadership = Some(Leadership::begin(voters, self.core.commit_index, start_index));
         let state = LeaderState {
-            commitment,
             pending: VecDeque::new(),
             peers: BTreeMap::new(),
             last_index_tx: watch::channel(self.core.last_index).0,
             commit_tx: watch::channel(self.core.commit_index).0,
             verify_tx: watch::channel(0).0,
-            verify_round: 0,
             verifies: Vec::new(),
-            acks: BTreeMap::new(),
             first_seq: self.next_seq + 1,
-            start_index,
-            matches: BTreeMap::new(),
             change: None,
             deferred: VecDeque::new(),
             transfer: None,
@@ -143,6 +131,7 @@ impl<F: Fsm> Node<F> {
     }
 
     async fn end_leadership(&mut self) {
+        self.core.leadership = None;
         let Some(state) = self.leader_state.take() else { return };
         for tasks in state.peers.values() {
             tasks.abort();
@@ -252,23 +241,22 @@ impl<F: Fsm> Node<F> {
     /// answer. The read index is the commit index, but never below this
     /// term's first entry, whose commit proves we know every earlier commit.
     fn start_verify(&mut self, reply: oneshot::Sender<Result<u64, RaftError>>) {
-        let commit_index = self.core.commit_index;
-        let Some(state) = self.leader_state.as_mut() else { return };
-        state.verify_round += 1;
-        let read_index = commit_index.max(state.start_index);
-        state.verifies.push(Verify { round: state.verify_round, read_index, reply });
-        state.verify_tx.send_replace(state.verify_round);
+        let (Some(leadership), Some(state)) = (self.core.leadership.as_mut(), self.leader_state.as_mut())
+        else {
+            return;
+        };
+        let (round, read_index) = leadership.start_check(self.core.commit_index);
+        state.verifies.push(Verify { round, read_index, reply });
+        state.verify_tx.send_replace(round);
         self.check_verifies();
     }
 
     fn check_verifies(&mut self) {
-        let (voters, me) = (&self.core.voters, &self.id);
-        let Some(state) = self.leader_state.as_mut() else { return };
-        let acks = &state.acks;
-        // The newest leadership-check round a quorum has answered (the
-        // leader answers every round itself).
-        let confirmed =
-            voters.agreed(|id| if id == me { u64::MAX } else { acks.get(id).copied().unwrap_or(0) });
+        let (Some(leadership), Some(state)) = (self.core.leadership.as_ref(), self.leader_state.as_mut())
+        else {
+            return;
+        };
+        let confirmed = leadership.confirmed_round(&self.core.voters, &self.id);
         let (done, waiting): (Vec<Verify>, Vec<Verify>) = std::mem::take(&mut state.verifies)
             .into_iter()
             .partition(|v| confirmed.is_some_and(|round| round >= v.round));
@@ -283,27 +271,25 @@ impl<F: Fsm> Node<F> {
             Event::Durable { seq, last_index } => {
                 let Some(state) = self.leader_state.as_mut() else { return };
                 if seq >= state.first_seq {
-                    let id = self.id.clone();
-                    if let Some(commit) = state.commitment.record(&id, last_index) {
+                    let commit =
+                        self.core.leadership.as_mut().and_then(|l| l.own_durable(&self.id, last_index));
+                    if let Some(commit) = commit {
                         self.advance_commit(commit).await;
                         self.advance_membership().await;
                     }
                 }
             }
             Event::Progress { peer, term, match_index } if term == self.core.current_term => {
-                let Some(state) = self.leader_state.as_mut() else { return };
-                let known = state.matches.entry(peer.clone()).or_insert(0);
-                *known = (*known).max(match_index);
-                if let Some(commit) = state.commitment.record(&peer, match_index) {
+                let commit = self.core.leadership.as_mut().and_then(|l| l.progress(&peer, match_index));
+                if let Some(commit) = commit {
                     self.advance_commit(commit).await;
                 }
                 self.advance_membership().await;
                 self.advance_transfer();
             }
             Event::HeartbeatAck { peer, term, round } if term == self.core.current_term => {
-                if let Some(state) = self.leader_state.as_mut() {
-                    let acked = state.acks.entry(peer).or_insert(0);
-                    *acked = (*acked).max(round);
+                if let Some(leadership) = self.core.leadership.as_mut() {
+                    leadership.heartbeat_ack(peer, round);
                 }
                 self.check_verifies();
             }
@@ -347,7 +333,7 @@ impl<F: Fsm> Node<F> {
             }
             state.peers.get(id).map_or(Duration::MAX, |tasks| tasks.contact.elapsed())
         };
-        let quorum_contact = voters.agreed(|id| Reverse(since(id))).map(|Reverse(age)| age);
+        let quorum_contact = quorum_contact_age(voters, &self.id, since);
         if let Some(age) = quorum_contact.filter(|age| *age != Duration::MAX) {
             self.metrics.leader_last_contact.record(crate::metrics::seconds(age));
         }

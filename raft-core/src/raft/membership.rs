@@ -67,7 +67,7 @@ impl<F: Fsm> Node<F> {
     /// term (without which a single-server change can lose a committed
     /// configuration; Ongaro, raft-dev, 2015).
     fn configuration_stable(&self) -> bool {
-        let start_index = self.leader_state.as_ref().map_or(u64::MAX, |state| state.start_index);
+        let start_index = self.core.leadership.as_ref().map_or(u64::MAX, |leadership| leadership.start_index);
         self.core.configurations.latest_index <= self.core.commit_index
             && self.core.commit_index >= start_index
     }
@@ -149,8 +149,11 @@ impl<F: Fsm> Node<F> {
     /// Makes replication and the quorum follow the latest configuration.
     pub(super) async fn sync_peers(&mut self) {
         let latest = self.core.configurations.latest.clone();
-        let Some(state) = self.leader_state.as_mut() else { return };
-        state.commitment.set_voters(latest.voters().map(|s| s.id.clone()));
+        let (Some(state), Some(leadership)) = (self.leader_state.as_mut(), self.core.leadership.as_mut())
+        else {
+            return;
+        };
+        leadership.commitment.set_voters(latest.voters().map(|s| s.id.clone()));
         let stop_at = Instant::now() + REMOVED_GRACE;
         for id in state.peers.keys() {
             if latest.server(id).is_none() && !state.removed.iter().any(|(r, _)| r == id) {
@@ -167,7 +170,7 @@ impl<F: Fsm> Node<F> {
         for server in new {
             self.start_peer(server);
         }
-        let commit = self.leader_state.as_mut().and_then(|state| state.commitment.recalculate());
+        let commit = self.core.leadership.as_mut().and_then(|leadership| leadership.commitment.recalculate());
         if let Some(commit) = commit {
             self.advance_commit(commit).await;
         }
@@ -220,7 +223,7 @@ impl<F: Fsm> Node<F> {
         }
         match pending.stage {
             Stage::CatchUp { target } => {
-                let matched = state.matches.get(pending.change.id()).copied().unwrap_or(0);
+                let matched = self.core.leadership.as_ref().map_or(0, |l| l.matched(pending.change.id()));
                 if matched >= target.min(last_index) {
                     let change = pending.change.clone();
                     match self.core.configurations.latest.apply_change(&change) {
@@ -288,7 +291,7 @@ impl<F: Fsm> Node<F> {
                 .ok_or(RaftError::NotVoter(id.clone())),
             None => voters
                 .iter()
-                .max_by_key(|s| state.matches.get(&s.id).copied().unwrap_or(0))
+                .max_by_key(|s| self.core.leadership.as_ref().map_or(0, |l| l.matched(&s.id)))
                 .map(|s| (*s).clone())
                 .ok_or(RaftError::NoTransferTarget),
         };
@@ -325,7 +328,7 @@ impl<F: Fsm> Node<F> {
             }
             return;
         }
-        let matched = state.matches.get(&transfer.target.id).copied().unwrap_or(0);
+        let matched = self.core.leadership.as_ref().map_or(0, |l| l.matched(&transfer.target.id));
         if !transfer.timeout_now_sent && matched >= last_index {
             transfer.timeout_now_sent = true;
             let transport = self.transport.clone();
