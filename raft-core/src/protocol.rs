@@ -22,4 +22,5 @@ pub(crate) mod election;
 pub(crate) mod leader;
 pub(crate) mod log_ids;
 pub(crate) mod quorum;
+pub(crate) mod snapshot;
 pub(crate) mod vote;

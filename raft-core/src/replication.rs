@@ -359,6 +359,20 @@ async fn replicate(mut r: Replication, mut next_index: u64) {
                     next_index = next_index_after_conflict(next_index, conflict_index)
                         .min(last_log.saturating_add(1))
                         .max(1);
+                    // The follower refuses what it acknowledged before: its
+                    // log lost entries it said it held. Whatever made it say
+                    // so, back off rather than trade entries (or snapshots)
+                    // and refusals without pause.
+                    if next_index <= matched {
+                        tracing::warn!(
+                            peer = %r.peer.id,
+                            matched,
+                            conflict_index,
+                            "the follower refuses entries it acknowledged; backing off"
+                        );
+                        failures += 1;
+                        r.back_off(backoff(failures, r.heartbeat_interval / 4)).await;
+                    }
                 }
                 Outcome::HigherTerm(term) => {
                     r.report(Event::HigherTerm { term }).await;

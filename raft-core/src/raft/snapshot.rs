@@ -7,6 +7,7 @@ use crate::error::RaftError;
 use crate::fsm::runner::{Capture, FsmClient};
 use crate::observer::Observation;
 use crate::protocol::election::randomized;
+use crate::protocol::snapshot::{Offer, judge_offer};
 use crate::state::RaftState;
 use crate::storage::StorageOp;
 use crate::{
@@ -116,8 +117,8 @@ impl<F: Fsm> Node<F> {
     /// either covered by the snapshot or was never committed.
     async fn adopt_snapshot(&mut self, meta: &SnapshotMeta) {
         debug_assert!(
-            meta.index > self.core.commit_index,
-            "a snapshot at or below the commit index is not adopted"
+            meta.index > self.core.commit_index.min(self.core.last_index),
+            "a snapshot the log holds, committed, is not adopted"
         );
         let agrees = meta.index <= self.core.last_index && self.term_at(meta.index) == Some(meta.term);
         if agrees {
@@ -258,20 +259,23 @@ impl<F: Fsm> Node<F> {
     }
 
     /// Whether a snapshot ending at (`index`, `term`) holds nothing this node
-    /// lacks: it ends at or below the commit index, or at an entry of this
-    /// log. In the second case the entries up to `index` are committed (a
-    /// snapshot covers committed entries only), so the commit index moves up.
+    /// lacks ([`judge_offer`]); when the log holds its last entry, the
+    /// entries up to `index` are committed, so the commit index moves up.
     async fn snapshot_is_known(&mut self, index: u64, term: u64) -> bool {
-        if index <= self.core.commit_index {
-            tracing::debug!(index, commit = self.core.commit_index, "ignoring a stale snapshot");
-            return true;
+        match judge_offer(self.core.follower_log(), index, term) {
+            Offer::Stale => {
+                tracing::debug!(index, commit = self.core.commit_index, "ignoring a stale snapshot");
+                true
+            }
+            Offer::Held => {
+                tracing::debug!(index, "the log already holds the snapshot's last entry");
+                if index > self.core.commit_index {
+                    self.commit_to(index, Vec::new()).await;
+                }
+                true
+            }
+            Offer::Install => false,
         }
-        if index <= self.core.last_index && self.term_at(index) == Some(term) {
-            tracing::debug!(index, "the log already holds the snapshot's last entry");
-            self.commit_to(index, Vec::new()).await;
-            return true;
-        }
-        false
     }
 
     pub(super) fn note_leader_contact(&mut self) {
