@@ -149,6 +149,9 @@ impl<F: Fsm> Raft<F> {
                 ConfigError::TransportIdMismatch { node: config.local_id, transport: transport_id }.into()
             );
         }
+        if config.log_writer == crate::LogWriter::Task && !log_store.writes_never_block() {
+            return Err(ConfigError::TaskWriterWouldBlock.into());
+        }
         let log_store: Arc<dyn LogStore> = Arc::new(log_store);
         let stable: Arc<dyn StableStore> = Arc::new(stable_store);
         let snapshots: Arc<dyn SnapshotStore> = Arc::new(snapshot_store);
@@ -202,12 +205,9 @@ impl<F: Fsm> Raft<F> {
         // Everything the node, its helper tasks and its storage and FSM
         // threads log carries this span: which node said it.
         let span = tracing::info_span!("raft", node = %config.local_id);
-        let reports = events_tx.clone();
-        let reporter: crate::storage::Reporter = Box::new(move |report| {
-            let _ = reports.blocking_send(crate::raft::Event::from(report));
-        });
+        let (merge, writer) = (crate::storage::MERGE_BYTES, config.log_writer);
         let storage = span
-            .in_scope(|| Storage::start(log.clone(), reporter, crate::storage::MERGE_BYTES))
+            .in_scope(|| Storage::start(log.clone(), events_tx.clone(), merge, writer))
             .map_err(io_error)?;
         let metrics = crate::metrics::NodeMetrics::new(config.local_id.as_str());
         let settings = crate::fsm::runner::RunnerSettings {

@@ -141,6 +141,31 @@ pub struct Config {
     /// operating system. For deterministic simulation (`raft-sim`): give
     /// every node its own seed derived from the run's.
     pub random_seed: Option<u64>,
+    /// Where the node performs its log writes; [`LogWriter::Auto`] (the
+    /// default) lets the store decide.
+    pub log_writer: LogWriter,
+}
+
+/// Where a node performs its log writes (and learns that they are durable).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum LogWriter {
+    /// Inline on the node's task for a store whose writes never block
+    /// ([`LogStore::writes_never_block`](crate::LogStore::writes_never_block)),
+    /// on a storage thread otherwise.
+    #[default]
+    Auto,
+    /// On a storage thread, whatever the store: appends queue behind one
+    /// another, are written together (group commit) and reported back to
+    /// the node as they complete.
+    Thread,
+    /// As [`Thread`](Self::Thread), but the worker is a task on the node's
+    /// runtime instead of a thread. Only for a store whose writes never
+    /// block (a blocking write would stall the runtime; `Raft::new` refuses
+    /// any other). The simulator uses it to replay the threaded mode
+    /// deterministically on one current-thread runtime.
+    Task,
 }
 
 /// [`Config::new`]'s defaults with an empty `local_id`, which
@@ -199,6 +224,10 @@ pub enum ConfigError {
         /// The heartbeat timeout.
         heartbeat: Duration,
     },
+    /// [`LogWriter::Task`] with a log store whose writes may block: the
+    /// node's runtime would stall on them.
+    #[error("log_writer = task needs a log store whose writes never block")]
+    TaskWriterWouldBlock,
 }
 
 impl Config {
@@ -224,6 +253,7 @@ impl Config {
             shutdown_on_remove: true,
             no_snapshot_restore_on_start: false,
             random_seed: None,
+            log_writer: LogWriter::Auto,
         }
     }
 
@@ -347,6 +377,12 @@ impl Config {
     /// Sets [`random_seed`](Self::random_seed).
     pub fn with_random_seed(mut self, value: Option<u64>) -> Self {
         self.random_seed = value;
+        self
+    }
+
+    /// Sets [`log_writer`](Self::log_writer).
+    pub fn with_log_writer(mut self, value: LogWriter) -> Self {
+        self.log_writer = value;
         self
     }
 

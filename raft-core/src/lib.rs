@@ -153,7 +153,7 @@ pub const TERM_MAX: u64 = (1 << 63) - 1;
 /// The highest log index a node accepts (2^63 − 1). A request naming a
 /// higher one is refused, so that no index arithmetic can overflow.
 pub const INDEX_MAX: u64 = (1 << 63) - 1;
-pub use config::{Config, ConfigError, ReloadableConfig};
+pub use config::{Config, ConfigError, LogWriter, ReloadableConfig};
 pub use error::RaftError;
 pub use observer::{Observation, Observer};
 pub use state::{RaftState, Stats, Status};

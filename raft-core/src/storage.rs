@@ -7,6 +7,12 @@
 //! local queue the node reads before anything else, so the two modes report
 //! in the same order and the node code is the same for both.
 //!
+//! [`LogWriter`] overrides the store's choice: `Thread` always starts the
+//! thread, and `Task` runs the same worker as a task on the node's runtime
+//! (for stores that never block), which lets the simulator replay the
+//! threaded mode — its queue, its grouping and its asynchronous reports —
+//! deterministically.
+//!
 //! # After a failed write
 //!
 //! Every operation is submitted assuming the ones before it succeed: an
@@ -25,7 +31,7 @@ use std::collections::VecDeque;
 
 use crate::log_cache::LogCache;
 use crate::watch;
-use crate::{Log, StoreError};
+use crate::{Log, LogWriter, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -105,28 +111,37 @@ pub(crate) enum StorageReport {
     Failed { seq: u64, error: Arc<StoreError> },
 }
 
-/// How the worker thread hands a report to the node (which wraps it in its
-/// own input type); called on the worker's OS thread, so it may block.
-pub(crate) type Reporter = Box<dyn Fn(StorageReport) + Send + 'static>;
-
 /// Where operations run.
 enum Mode {
-    /// On the storage thread, fed through a queue.
-    Thread { ops: mpsc::Sender<Queued>, thread: Option<std::thread::JoinHandle<()>> },
+    /// On the storage worker (a thread, or a task), fed through a queue.
+    Worker { ops: mpsc::Sender<Queued>, worker: Option<Running> },
     /// On the caller's task, inside `submit`; completion events wait in `events`.
     Inline { log: Arc<LogCache>, progress: watch::Sender<Progress>, events: VecDeque<StorageReport> },
 }
 
+/// A running worker, to wait for when the node stops.
+enum Running {
+    Thread(std::thread::JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
+}
+
 impl Storage {
-    /// Starts the worker thread, or none for a store whose writes never
-    /// block. The worker merges queued appends into one `store_logs` call
-    /// until it carries `merge_bytes` ([`MERGE_BYTES`] in the node), so
-    /// batches grow with the load instead of stopping at an entry count.
-    pub(crate) fn start(log: Arc<LogCache>, report: Reporter, merge_bytes: u64) -> std::io::Result<Self> {
+    /// Starts the worker where `writer` says (for [`LogWriter::Auto`]: none
+    /// for a store whose writes never block, a thread otherwise). The worker
+    /// reports each outcome on `reports`, in the node's own input type, and
+    /// merges queued appends into one `store_logs` call until it carries
+    /// `merge_bytes` ([`MERGE_BYTES`] in the node), so batches grow with the
+    /// load instead of stopping at an entry count.
+    pub(crate) fn start<T: From<StorageReport> + Send + 'static>(
+        log: Arc<LogCache>,
+        reports: mpsc::Sender<T>,
+        merge_bytes: u64,
+        writer: LogWriter,
+    ) -> std::io::Result<Self> {
         let busy_since = Arc::new(AtomicU64::new(0));
         let epoch = Instant::now();
         let (progress_tx, progress) = watch::channel(Progress::default());
-        if log.store().writes_never_block() {
+        if writer == LogWriter::Auto && log.store().writes_never_block() {
             let mode = Mode::Inline { log, progress: progress_tx, events: VecDeque::new() };
             return Ok(Self { mode, progress, busy_since, epoch, fence: 0, clear_before_append: false });
         }
@@ -134,7 +149,7 @@ impl Storage {
         let busy = busy_since.clone();
         let worker = Worker {
             log,
-            report,
+            reports,
             rx,
             busy_since: busy,
             epoch,
@@ -143,10 +158,15 @@ impl Storage {
             progress: progress_tx,
         };
         let span = tracing::Span::current();
-        let thread = std::thread::Builder::new()
-            .name("raft-storage".into())
-            .spawn(move || span.in_scope(|| worker.run()))?;
-        let mode = Mode::Thread { ops, thread: Some(thread) };
+        let running = if writer == LogWriter::Task {
+            Running::Task(tokio::spawn(tracing::Instrument::instrument(worker.run_task(), span)))
+        } else {
+            let thread = std::thread::Builder::new()
+                .name("raft-storage".into())
+                .spawn(move || span.in_scope(|| worker.run_thread()))?;
+            Running::Thread(thread)
+        };
+        let mode = Mode::Worker { ops, worker: Some(running) };
         Ok(Self { mode, progress, busy_since, epoch, fence: 0, clear_before_append: false })
     }
 
@@ -158,7 +178,7 @@ impl Storage {
         }
         let queued = Queued { op, fence: self.fence };
         match &mut self.mode {
-            Mode::Thread { ops, .. } => ops.send(queued).await.map_err(|_| StoreError::Closed),
+            Mode::Worker { ops, .. } => ops.send(queued).await.map_err(|_| StoreError::Closed),
             Mode::Inline { log, progress, events } => {
                 let failures = progress.borrow().failures;
                 let outcome = perform(log, queued, failures, |_| None, u64::MAX);
@@ -184,7 +204,7 @@ impl Storage {
     pub(crate) fn take_event(&mut self) -> Option<StorageReport> {
         match &mut self.mode {
             Mode::Inline { events, .. } => events.pop_front(),
-            Mode::Thread { .. } => None,
+            Mode::Worker { .. } => None,
         }
     }
 
@@ -206,18 +226,24 @@ impl Storage {
 
     /// Stops the worker after the queued operations and waits for it.
     pub(crate) async fn stop(mut self) {
-        if let Mode::Thread { ops, thread } = &mut self.mode {
+        if let Mode::Worker { ops, worker } = &mut self.mode {
             drop(std::mem::replace(ops, mpsc::channel(1).0));
-            if let Some(thread) = thread.take() {
-                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            match worker.take() {
+                Some(Running::Thread(thread)) => {
+                    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+                }
+                Some(Running::Task(task)) => {
+                    let _ = task.await;
+                }
+                None => {}
             }
         }
     }
 }
 
-struct Worker {
+struct Worker<T> {
     log: Arc<LogCache>,
-    report: Reporter,
+    reports: mpsc::Sender<T>,
     rx: mpsc::Receiver<Queued>,
     busy_since: Arc<AtomicU64>,
     epoch: Instant,
@@ -237,13 +263,36 @@ struct Outcome {
     last_index: Option<u64>,
 }
 
-impl Worker {
-    fn next(&mut self) -> Option<Queued> {
-        self.stash.take().or_else(|| self.rx.blocking_recv())
+impl<T: From<StorageReport>> Worker<T> {
+    /// The worker on its own thread: blocks on the queue and on reporting.
+    fn run_thread(mut self) {
+        while let Some(op) = self.stash.take().or_else(|| self.rx.blocking_recv()) {
+            if let Some(report) = self.perform(op) {
+                let _ = self.reports.blocking_send(report.into());
+            }
+        }
     }
 
-    fn run(mut self) {
-        while let Some(op) = self.next() {
+    /// The worker as a task: the same steps, awaiting instead of blocking.
+    async fn run_task(mut self) {
+        loop {
+            let op = match self.stash.take() {
+                Some(op) => op,
+                None => match self.rx.recv().await {
+                    Some(op) => op,
+                    None => return,
+                },
+            };
+            if let Some(report) = self.perform(op) {
+                let _ = self.reports.send(report.into()).await;
+            }
+        }
+    }
+
+    /// Performs `op` with the appends queued right behind it; the report
+    /// for the node, if any.
+    fn perform(&mut self, op: Queued) -> Option<StorageReport> {
+        {
             self.busy_since.store((self.epoch.elapsed().as_micros() as u64).max(1), Ordering::Release);
             // Group with the appends queued right behind; keep the first
             // operation that does not continue the batch for the next round.
@@ -264,9 +313,7 @@ impl Worker {
                 self.merge_bytes,
             );
             self.busy_since.store(0, Ordering::Release);
-            if let Some(report) = settle(&self.log, &self.progress, outcome) {
-                (self.report)(report);
-            }
+            settle(&self.log, &self.progress, outcome)
         }
     }
 }
@@ -403,19 +450,13 @@ mod tests {
         StorageOp::Append { seq, logs, commit_index: 0, done: None, clear: false }
     }
 
-    fn reporter(tx: mpsc::Sender<StorageReport>) -> Reporter {
-        Box::new(move |report| {
-            let _ = tx.blocking_send(report);
-        })
-    }
-
     /// Runs the same operations through one storage mode and reports what
     /// came back: the events in order, and the terms of the stored log.
-    async fn run(never_blocks: bool) -> (Vec<String>, Vec<u64>, Progress) {
+    async fn run(never_blocks: bool, writer: LogWriter) -> (Vec<String>, Vec<u64>, Progress) {
         let store = Arc::new(VecStore { logs: Mutex::default(), never_blocks, refuse_from: 9 });
         let log = Arc::new(LogCache::new(store.clone(), 16));
         let (events_tx, mut events_rx) = mpsc::channel(16);
-        let mut storage = Storage::start(log, reporter(events_tx), 1 << 20).expect("start");
+        let mut storage = Storage::start(log, events_tx, 1 << 20, writer).expect("start");
         let ops = vec![
             append(1, 1..=3, 1),
             append(2, 4..=5, 1),
@@ -448,31 +489,37 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn inline_and_threaded_storage_report_the_same_outcomes() {
-        let inline = run(true).await;
-        let threaded = run(false).await;
-        // The thread may group the first two appends into one write.
+    async fn inline_threaded_and_task_storage_report_the_same_outcomes() {
+        let inline = run(true, LogWriter::Auto).await;
+        // The worker may group the first two appends into one write.
         let expected_events = ["durable 1 3", "durable 2 5", "durable 4 6", "failed 6"];
         let grouped = ["durable 2 5", "durable 4 6", "failed 6"];
         assert_eq!(inline.0, expected_events);
-        assert!(threaded.0 == expected_events || threaded.0 == grouped, "{:?}", threaded.0);
         assert_eq!(inline.1, [1, 1, 2, 2], "entries 3, 4 of term 1 and 5, 6 of term 2 remain");
-        assert_eq!(inline.1, threaded.1);
         assert_eq!(inline.2, Progress { completed_seq: 6, failures: 1 });
-        assert_eq!(threaded.2, inline.2);
+        for (never_blocks, writer) in
+            [(false, LogWriter::Auto), (true, LogWriter::Thread), (true, LogWriter::Task)]
+        {
+            let worker = run(never_blocks, writer).await;
+            assert!(worker.0 == expected_events || worker.0 == grouped, "{writer:?}: {:?}", worker.0);
+            assert_eq!(worker.1, inline.1, "{writer:?}");
+            assert_eq!(worker.2, inline.2, "{writer:?}");
+        }
     }
 
     /// Once a write fails, nothing submitted before the node acknowledges
     /// it is performed: the append behind the failed one would otherwise
     /// leave a hole (or continue a log the node no longer has).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn nothing_queued_behind_a_failed_write_is_performed_in_both_modes() {
-        for never_blocks in [true, false] {
+    async fn nothing_queued_behind_a_failed_write_is_performed_in_any_mode() {
+        for (never_blocks, writer) in
+            [(true, LogWriter::Auto), (false, LogWriter::Auto), (true, LogWriter::Task)]
+        {
             let store = Arc::new(VecStore { logs: Mutex::default(), never_blocks, refuse_from: 4 });
             let log = Arc::new(LogCache::new(store.clone(), 16));
             let (events_tx, mut events_rx) = mpsc::channel(16);
             // One byte: no append is merged with another.
-            let mut storage = Storage::start(log, reporter(events_tx), 1).expect("start");
+            let mut storage = Storage::start(log, events_tx, 1, writer).expect("start");
             for op in [append(1, 1..=3, 1), append(2, 4..=5, 1), append(3, 6..=7, 1)] {
                 storage.submit(op).await.expect("submit");
             }
@@ -491,9 +538,13 @@ mod tests {
                 });
             }
             assert_eq!(seen[..2], ["durable 1".to_string(), "failed 2: store is full: refused".to_string()]);
-            assert_eq!(seen[2], format!("failed 3: {}", StoreError::NotAttempted), "in-task {never_blocks}");
+            assert_eq!(
+                seen[2],
+                format!("failed 3: {}", StoreError::NotAttempted),
+                "{writer:?}, never blocks: {never_blocks}"
+            );
             let indexes: Vec<u64> = store.logs.lock().expect("lock").iter().map(|l| l.index).collect();
-            assert_eq!(indexes, [1, 2, 3], "in-task {never_blocks}");
+            assert_eq!(indexes, [1, 2, 3], "{writer:?}, never blocks: {never_blocks}");
             // Acknowledged: writes are performed again.
             storage.acknowledge_failures();
             storage.submit(StorageOp::TruncateThrough { seq: 4, index: 1 }).await.expect("submit");
@@ -503,7 +554,7 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             let indexes: Vec<u64> = store.logs.lock().expect("lock").iter().map(|l| l.index).collect();
-            assert_eq!(indexes, [2, 3], "in-task {never_blocks}");
+            assert_eq!(indexes, [2, 3], "{writer:?}, never blocks: {never_blocks}");
             assert_eq!(storage.progress().borrow().failures, 2);
             storage.stop().await;
         }

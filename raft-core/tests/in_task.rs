@@ -1,7 +1,8 @@
 //! A node whose log store and FSM say they never block
 //! (`LogStore::writes_never_block`, `Fsm::never_blocks`) runs without a
 //! storage thread or an FSM thread, on any runtime, including a
-//! current-thread one; a node whose parts may block gets both threads.
+//! current-thread one; a node whose parts may block gets both threads; and
+//! `LogWriter::Task` runs the storage worker as a task.
 //!
 //! This file holds one test only: it counts the process's threads by name,
 //! which other tests running beside it would disturb.
@@ -89,5 +90,40 @@ fn never_blocking_parts_run_on_the_nodes_tasks_and_blocking_ones_get_threads() {
         .await;
         raft.shutdown().await.expect("shutdown");
         assert_eq!((threads_named("raft-storage"), threads_named("raft-fsm")), (0, 0), "joined at shutdown");
+
+        // `LogWriter::Task`: the threaded mode's worker, as a task of this
+        // current-thread runtime; refused for a store that may block.
+        let refused = Raft::new(
+            config("node-2").with_log_writer(LogWriter::Task),
+            SumFsm { sum: Arc::default(), as_task: true },
+            Arc::new(GatedLogStore::default()),
+            MemStableStore::new(),
+            InmemSnapshotStore::new(),
+            network.transport(addr(2)),
+        )
+        .await;
+        assert!(
+            matches!(refused, Err(RaftError::Config(ConfigError::TaskWriterWouldBlock))),
+            "{:?}",
+            refused.err()
+        );
+        let sum = Arc::new(AtomicU64::new(0));
+        let raft = Raft::new(
+            config("node-3").with_log_writer(LogWriter::Task),
+            SumFsm { sum: sum.clone(), as_task: true },
+            MemLogStore::new(),
+            MemStableStore::new(),
+            InmemSnapshotStore::new(),
+            network.transport(addr(3)),
+        )
+        .await
+        .expect("start");
+        raft.bootstrap_cluster(Configuration::new(vec![Server::voter(id(3), addr(3))]))
+            .await
+            .expect("bootstrap");
+        wait_for("leadership", SECOND * 5, || raft.is_leader().then_some(())).await;
+        assert_eq!(raft.apply(num(4), SECOND).await.expect("apply").response, 4);
+        assert_eq!(threads_named("raft-storage"), 0, "the worker is a task");
+        raft.shutdown().await.expect("shutdown");
     });
 }

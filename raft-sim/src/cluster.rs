@@ -113,6 +113,10 @@ impl Cluster {
         config.trailing_logs = plan.trailing_logs;
         config.max_append_entries = plan.max_append_entries;
         config.snapshot_receive_timeout = Duration::from_secs(1);
+        config.log_writer = match plan.storage {
+            crate::nemesis::StorageMode::Inline => raft_core::LogWriter::Auto,
+            crate::nemesis::StorageMode::Worker => raft_core::LogWriter::Task,
+        };
         config.random_seed = Some(plan.seed ^ (node as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         config
     }

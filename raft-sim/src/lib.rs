@@ -39,4 +39,5 @@ pub mod stores;
 pub mod trace;
 pub mod workload;
 
-pub use sim::{Report, run, run_with};
+pub use nemesis::StorageMode;
+pub use sim::{Report, run, run_in, run_with};

@@ -4,11 +4,12 @@
 //!
 //! ```sh
 //! cargo run --release -p raft-sim -- --seeds 100000
-//! cargo run --release -p raft-sim -- --replay 1234
+//! cargo run --release -p raft-sim -- --replay 1234 --storage worker
 //! ```
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use raft_sim::StorageMode;
 use raft_sim::kv::PlantedBugs;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,11 @@ struct Args {
     /// Stops at the first failing seed.
     #[arg(long)]
     fail_fast: bool,
+    /// How the nodes write their logs: inline, worker (the storage worker
+    /// of durable stores, as a task), or both (each seed runs twice; a
+    /// replay takes one).
+    #[arg(long, default_value = "both")]
+    storage: String,
     /// The most states the linearizability search remembers per key; a
     /// seed it gives up on is listed as undecided, to be replayed with more.
     #[arg(long, default_value_t = raft_sim::linearizability::STATES_MAX)]
@@ -64,8 +70,23 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let modes: Vec<StorageMode> = if args.storage == "both" {
+        StorageMode::ALL.to_vec()
+    } else {
+        match args.storage.parse() {
+            Ok(mode) => vec![mode],
+            Err(error) => {
+                eprintln!("{error}");
+                std::process::exit(2);
+            }
+        }
+    };
     if let Some(seed) = args.replay {
-        let report = raft_sim::run_with(seed, bugs, args.states_max);
+        if modes.len() != 1 {
+            eprintln!("--replay runs one storage mode: add --storage inline or --storage worker");
+            std::process::exit(2);
+        }
+        let report = raft_sim::run_in(seed, bugs, args.states_max, modes[0]);
         println!("{report}");
         println!(
             "  trace hash {:016x}, {} events, {} operations, {:?} virtual",
@@ -77,7 +98,7 @@ fn main() {
         args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
     let next = Arc::new(AtomicU64::new(args.start));
     let end = args.start + args.seeds;
-    let bar = ProgressBar::new(args.seeds);
+    let bar = ProgressBar::new(args.seeds * modes.len() as u64);
     bar.set_style(
         ProgressStyle::with_template(
             "{elapsed_precise} [{bar:40}] {pos}/{len} seeds ({per_sec}, eta {eta}) {msg}",
@@ -86,49 +107,55 @@ fn main() {
     );
     let failures: Arc<Mutex<Vec<raft_sim::Report>>> = Arc::default();
     let totals = Arc::new((AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)));
-    let undecided: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let undecided: Arc<Mutex<Vec<(u64, StorageMode)>>> = Arc::default();
     let started = Instant::now();
     let workers: Vec<_> = (0..jobs)
         .map(|_| {
             let (next, bar, failures, totals) = (next.clone(), bar.clone(), failures.clone(), totals.clone());
             let (fail_fast, states_max) = (args.fail_fast, args.states_max);
-            let undecided = undecided.clone();
+            let (undecided, modes) = (undecided.clone(), modes.clone());
             std::thread::spawn(move || {
                 loop {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
                     if seed >= end {
                         return;
                     }
-                    let report = raft_sim::run_with(seed, bugs, states_max);
-                    totals.0.fetch_add(report.operations as u64, Ordering::Relaxed);
-                    totals.1.fetch_add(report.virtual_time.as_millis() as u64, Ordering::Relaxed);
-                    if let Some(key) = &report.undecided {
-                        totals.2.fetch_add(1, Ordering::Relaxed);
-                        let line = format!("undecided: seed {seed}, key {key}");
-                        if bar.is_hidden() {
-                            eprintln!("{line}");
-                        } else {
-                            bar.println(line);
+                    for &mode in &modes {
+                        let report = raft_sim::run_in(seed, bugs, states_max, mode);
+                        totals.0.fetch_add(report.operations as u64, Ordering::Relaxed);
+                        totals.1.fetch_add(report.virtual_time.as_millis() as u64, Ordering::Relaxed);
+                        if let Some(key) = &report.undecided {
+                            totals.2.fetch_add(1, Ordering::Relaxed);
+                            let line = format!("undecided: seed {seed} ({} storage), key {key}", mode.name());
+                            if bar.is_hidden() {
+                                eprintln!("{line}");
+                            } else {
+                                bar.println(line);
+                            }
+                            undecided
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push((seed, mode));
                         }
-                        undecided.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(seed);
+                        if report.violation.is_some() {
+                            // A hidden bar (no terminal) prints nothing: say it plainly.
+                            if bar.is_hidden() {
+                                eprintln!("{report}");
+                            } else {
+                                bar.println(report.to_string());
+                            }
+                            let mut failures =
+                                failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                            failures.push(report);
+                            bar.set_message(format!("{} failed", failures.len()));
+                            if fail_fast {
+                                next.store(end, Ordering::Relaxed);
+                            }
+                        }
+                        bar.inc(1);
                     }
-                    if report.violation.is_some() {
-                        // A hidden bar (no terminal) prints nothing: say it plainly.
-                        if bar.is_hidden() {
-                            eprintln!("{report}");
-                        } else {
-                            bar.println(report.to_string());
-                        }
-                        let mut failures = failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                        failures.push(report);
-                        bar.set_message(format!("{} failed", failures.len()));
-                        if fail_fast {
-                            next.store(end, Ordering::Relaxed);
-                        }
-                    }
-                    bar.inc(1);
                     if bar.is_hidden() && (seed + 1).is_multiple_of(10_000) {
-                        eprintln!("{} seeds done", bar.position());
+                        eprintln!("{} runs done", bar.position());
                     }
                 }
             })
@@ -142,7 +169,9 @@ fn main() {
     let failures = failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let ran = bar.position();
     println!(
-        "{ran} seeds in {:.1} s ({:.1} seeds/s on {jobs} threads): {} failed, {} undecided; {} operations, {:.1} virtual minutes",
+        "{ran} runs ({} seeds × {}) in {:.1} s ({:.1} runs/s on {jobs} threads): {} failed, {} undecided; {} operations, {:.1} virtual minutes",
+        args.seeds,
+        modes.iter().map(|mode| mode.name()).collect::<Vec<_>>().join(" and "),
         elapsed.as_secs_f64(),
         ran as f64 / elapsed.as_secs_f64().max(1e-9),
         failures.len(),
@@ -152,17 +181,19 @@ fn main() {
     );
     for report in failures.iter() {
         println!(
-            "failed: seed {} — {}\n  replay: {}",
+            "failed: seed {} ({} storage) — {}\n  replay: {}",
             report.seed,
+            report.storage.name(),
             report.violation.as_deref().unwrap_or(""),
             report.replay_command()
         );
     }
     let mut undecided = undecided.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     undecided.sort_unstable();
-    for seed in undecided {
+    for (seed, mode) in undecided {
         println!(
-            "undecided: seed {seed} (the linearizability search gave up)\n  decide with more states: cargo run --release -p raft-sim -- --replay {seed} --states-max {}",
+            "undecided: seed {seed} (the linearizability search gave up)\n  decide with more states: cargo run --release -p raft-sim -- --replay {seed} --storage {} --states-max {}",
+            mode.name(),
             args.states_max.saturating_mul(10)
         );
     }

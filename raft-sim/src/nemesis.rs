@@ -138,6 +138,48 @@ pub struct Plan {
     pub schedule: Vec<(Duration, Fault)>,
     /// Bugs planted on purpose (tests of the simulator itself).
     pub bugs: PlantedBugs,
+    /// How the nodes write their logs (not drawn from the seed: a seed
+    /// replays in either mode).
+    pub storage: StorageMode,
+}
+
+/// How the simulated nodes write their logs: the two modes of
+/// `raft_core`'s storage, both deterministic here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StorageMode {
+    /// Inline on the node's task, as for the in-memory store.
+    #[default]
+    Inline,
+    /// Through the storage worker, as for every durable store: writes
+    /// queue, are grouped, and are reported back as the worker completes
+    /// them. The worker runs as a task (`LogWriter::Task`) on the
+    /// simulation's runtime instead of a thread, so the run replays.
+    Worker,
+}
+
+impl StorageMode {
+    /// Both modes.
+    pub const ALL: [StorageMode; 2] = [StorageMode::Inline, StorageMode::Worker];
+
+    /// The name `--storage` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            StorageMode::Inline => "inline",
+            StorageMode::Worker => "worker",
+        }
+    }
+}
+
+impl std::str::FromStr for StorageMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "inline" => Ok(StorageMode::Inline),
+            "worker" => Ok(StorageMode::Worker),
+            other => Err(format!("unknown storage mode {other:?} (inline or worker)")),
+        }
+    }
 }
 
 impl Plan {
@@ -188,6 +230,7 @@ impl Plan {
             mix,
             schedule,
             bugs,
+            storage: StorageMode::Inline,
         }
     }
 
@@ -201,7 +244,7 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} voters + {} spares, {} clients on {} keys, faults for {:?} ({}), snapshots every {} (trailing {}), {} per append",
+            "{} voters + {} spares, {} clients on {} keys, faults for {:?} ({}), snapshots every {} (trailing {}), {} per append, {} storage",
             self.voters,
             self.spares,
             self.clients,
@@ -210,7 +253,8 @@ impl fmt::Display for Plan {
             self.mix,
             self.snapshot_threshold,
             self.trailing_logs,
-            self.max_append_entries
+            self.max_append_entries,
+            self.storage.name()
         )
     }
 }

@@ -8,7 +8,7 @@ use crate::cluster::{Cluster, Handle, address, id};
 use crate::invariants::{Recorder, check_log_matching};
 use crate::kv::{PlantedBugs, encode_state, lock};
 use crate::linearizability::{self, History, Op, Verdict};
-use crate::nemesis::{Fault, Plan};
+use crate::nemesis::{Fault, Plan, StorageMode};
 use crate::trace::Trace;
 use crate::workload::{Workload, key};
 use raft_core::{RaftError, SNAPSHOT_VERSION, SnapshotMeta};
@@ -36,6 +36,8 @@ pub struct Report {
     pub seed: u64,
     /// The bugs planted (none in a real run).
     pub bugs: PlantedBugs,
+    /// How the nodes wrote their logs.
+    pub storage: StorageMode,
     /// The plan, in a line.
     pub plan: String,
     /// The first violation, if any.
@@ -62,6 +64,10 @@ impl Report {
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
         let mut command = format!("cargo run --release -p raft-sim -- --replay {}", self.seed);
+        if self.storage != StorageMode::Inline {
+            command.push_str(" --storage ");
+            command.push_str(self.storage.name());
+        }
         for (planted, flag) in [
             (self.bugs.fsm_drops_writes, " --plant fsm-drops-writes"),
             (self.bugs.stale_reads, " --plant stale-reads"),
@@ -100,12 +106,19 @@ pub fn run(seed: u64, bugs: PlantedBugs) -> Report {
 /// [`run`], with the linearizability search bounded at `states_max` states
 /// per key (a seed whose check was undecided may be decided with more).
 pub fn run_with(seed: u64, bugs: PlantedBugs, states_max: usize) -> Report {
+    run_in(seed, bugs, states_max, StorageMode::Inline)
+}
+
+/// [`run_with`], with the nodes writing their logs in `storage` mode.
+pub fn run_in(seed: u64, bugs: PlantedBugs, states_max: usize, storage: StorageMode) -> Report {
+    let mut plan = Plan::new(seed, bugs);
+    plan.storage = storage;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .expect("a current-thread runtime");
-    runtime.block_on(simulate(Plan::new(seed, bugs), states_max))
+    runtime.block_on(simulate(plan, states_max))
 }
 
 struct Sim {
@@ -206,6 +219,7 @@ impl Sim {
         Report {
             seed: self.plan.seed,
             bugs: self.plan.bugs,
+            storage: self.plan.storage,
             plan: self.plan.to_string(),
             violation: self.recorder.violation(),
             undecided,

@@ -1,14 +1,17 @@
-//! CI's seed set: seeds 0..500 of mixed faults, none with a violation.
-//! Any failure prints its report (faults, last events, replay command).
+//! CI's seed set: seeds 0..500 of mixed faults, each in both storage modes
+//! (inline, and through the storage worker), none with a violation. Any
+//! failure prints its report (faults, last events, replay command).
 
+use raft_sim::StorageMode;
 use raft_sim::kv::PlantedBugs;
+use raft_sim::linearizability::STATES_MAX;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const SEEDS: u64 = 500;
 
 #[test]
-fn five_hundred_seeds_of_mixed_faults_pass() {
+fn five_hundred_seeds_of_mixed_faults_pass_in_both_storage_modes() {
     let next = Arc::new(AtomicU64::new(0));
     let workers = std::thread::available_parallelism().map_or(2, usize::from).clamp(2, 8);
     let handles: Vec<_> = (0..workers)
@@ -17,11 +20,12 @@ fn five_hundred_seeds_of_mixed_faults_pass() {
             std::thread::spawn(move || {
                 let mut failures = Vec::new();
                 loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= SEEDS {
+                    let run = next.fetch_add(1, Ordering::Relaxed);
+                    if run >= SEEDS * 2 {
                         return failures;
                     }
-                    let report = raft_sim::run(seed, PlantedBugs::default());
+                    let (seed, storage) = (run / 2, StorageMode::ALL[(run % 2) as usize]);
+                    let report = raft_sim::run_in(seed, PlantedBugs::default(), STATES_MAX, storage);
                     if report.violation.is_some() {
                         failures.push(report.to_string());
                     }
@@ -31,7 +35,13 @@ fn five_hundred_seeds_of_mixed_faults_pass() {
         .collect();
     let failures: Vec<String> =
         handles.into_iter().flat_map(|h| h.join().expect("a worker panicked")).collect();
-    assert!(failures.is_empty(), "{} of {SEEDS} seeds failed:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} runs failed:\n{}",
+        failures.len(),
+        SEEDS * 2,
+        failures.join("\n\n")
+    );
 }
 
 /// Seeds the soak of seeds 0..20000 failed on, kept as regressions.
@@ -49,10 +59,22 @@ const SOAK_FOUND: [u64; 17] = [
     34509,
 ];
 
+/// Seeds the worker storage mode found when it was added (inline, they
+/// passed): 304, 375. A write failure left a follower's log below its
+/// commit index; the leader's snapshot covering the lost entries was taken
+/// for stale (at or below the commit index), answered "success" without
+/// being installed, and leader and follower traded that snapshot and a
+/// refusal of the entries after it forever, with no virtual time passing
+/// (fixed in `protocol/snapshot.rs`; replication also backs off now when a
+/// follower refuses entries it acknowledged).
+const WORKER_FOUND: [u64; 2] = [304, 375];
+
 #[test]
 fn the_seeds_the_soak_found_pass() {
-    for seed in SOAK_FOUND {
-        let report = raft_sim::run(seed, PlantedBugs::default());
-        assert!(report.violation.is_none(), "{report}");
+    for seed in SOAK_FOUND.into_iter().chain(WORKER_FOUND) {
+        for storage in StorageMode::ALL {
+            let report = raft_sim::run_in(seed, PlantedBugs::default(), STATES_MAX, storage);
+            assert!(report.violation.is_none(), "{report}");
+        }
     }
 }

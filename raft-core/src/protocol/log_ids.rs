@@ -63,12 +63,14 @@ impl LogIds {
     }
 
     /// The last index the log holds (0 when empty).
+    #[cfg(any(test, debug_assertions))]
     pub(crate) fn last_index(&self) -> u64 {
         self.last
     }
 
     /// The term of the log's last entry, or the snapshot's when the log is
     /// empty.
+    #[cfg(any(test, debug_assertions))]
     pub(crate) fn last_term(&self) -> u64 {
         self.runs.last().map_or(self.snapshot.1, |&(_, term)| term)
     }
