@@ -24,10 +24,11 @@
 //! - [`metrics`]: the metrics a node records through the `metrics` facade
 //!   (names, units and meanings in `docs/metrics.md`).
 //! - [`recovery`]: `has_existing_state` and `recover_cluster`, for operators.
-//! - `protocol` (private, being built): the protocol's decisions as
-//!   synchronous code with no I/O — quorums, commitment, election rules,
-//!   vote granting, log matching, the log's terms in memory
-//!   (`docs/architecture.md`, "Module layers").
+//! - `protocol` (private, being built): the node's protocol state (`Core`)
+//!   and the decisions on it as synchronous code with no I/O — quorums,
+//!   commitment, election rules and tallies, vote granting, AppendEntries
+//!   admission and log matching, snapshot offers, leadership checks, the
+//!   log's terms in memory (`docs/architecture.md`, "Module layers").
 //!
 //! Nodes log through `tracing`, inside a `raft{node=…}` span with one
 //! `follower{term=…}`, `candidate{term=…}` or `leader{term=…}` span per

@@ -14,6 +14,11 @@
 //!   what hint to send back, what to truncate and append).
 //! - [`vote`]: whether to grant a vote or a pre-vote, from what the node
 //!   holds in memory; the node carries the decision out.
+//! - [`core`]: [`Core`](core::Core), the node's whole protocol state, built
+//!   from what recovery read.
+//! - [`leader`]: a leader's [`Leadership`](leader::Leadership): commitment,
+//!   followers' match indexes, leadership checks, the lease age.
+//! - [`snapshot`]: whether a leader's snapshot is stale, held or new.
 
 pub(crate) mod append;
 pub(crate) mod commitment;
