@@ -1,7 +1,7 @@
 //! The storage worker: one thread that performs every log write, in order,
 //! grouping concurrent appends into one `store_logs` call (group commit).
 //!
-//! A store whose writes never block ([`LogStore::writes_never_block`], the
+//! A store whose writes never block ([`LogStore::writes_never_block`](crate::LogStore::writes_never_block), the
 //! in-memory store) is written on the node's own task instead: each
 //! operation completes inside `submit`, and its completion event waits in a
 //! local queue the node reads before anything else, so the two modes report

@@ -29,7 +29,7 @@ struct Verify {
 type Pending<R> = (LogKind, Bytes, Bytes, Option<ApplyReply<R>>);
 
 /// What only a leader's node keeps (its protocol state is the core's
-/// [`Leadership`](crate::protocol::leader::Leadership)).
+/// [`Leadership`]).
 pub(crate) struct LeaderState<R> {
     /// Futures of entries appended but not yet committed, in index order.
     pending: VecDeque<(u64, ApplyReply<R>)>,
