@@ -55,6 +55,10 @@ pub(crate) enum Event {
     StoreFailed { seq: u64, error: Arc<StoreError> },
     /// A follower stores everything up to `match_index`.
     Progress { peer: ServerId, term: u64, match_index: u64 },
+    /// The entries of a leader's request are durable here (no write has
+    /// failed since, if `failures` is still the count): commit through
+    /// `commit`, the leader's commit index as the request capped it.
+    Stored { failures: u64, commit: u64 },
     /// A peer answered with a higher term.
     HigherTerm { term: u64 },
     /// A follower answered a heartbeat sent in leadership-check `round`.
@@ -459,17 +463,24 @@ impl<F: Fsm> Node<F> {
                     // Answer once the entries are durable, while this task
                     // goes on with the next request: consecutive appends
                     // then share one write (follower group commit).
-                    Some(follower::PendingWrite { seq, failures }) => {
-                        let mut progress = self.storage.progress();
+                    Some(follower::PendingWrite { seq, failures, commit }) => {
+                        let (mut progress, events) = (self.storage.progress(), self.events_tx.clone());
                         tokio::spawn(tracing::Instrument::in_current_span(async move {
                             let mut response = response;
-                            let reached =
-                                progress.wait_for(|p| p.completed_seq >= seq || p.failures != failures).await;
-                            if !matches!(reached, Ok(p) if p.failures == failures) {
+                            let stored = {
+                                let reached = progress
+                                    .wait_for(|p| p.completed_seq >= seq || p.failures != failures)
+                                    .await;
+                                matches!(reached, Ok(p) if p.failures == failures)
+                            };
+                            if !stored {
                                 response.success = false;
                                 response.no_retry_backoff = true;
                             }
                             respond.respond(Ok(response));
+                            if stored {
+                                let _ = events.send(Event::Stored { failures, commit }).await;
+                            }
                         }));
                     }
                     None => respond.respond(Ok(response)),
@@ -520,6 +531,13 @@ impl<F: Fsm> Node<F> {
             }
             Event::SnapshotRestored { meta, result, respond } => {
                 return self.snapshot_restored(meta, result, respond).await;
+            }
+            Event::Stored { failures, commit } => {
+                if self.storage.progress().borrow().failures == failures && commit > self.core.commit_index {
+                    self.commit_to(commit, Vec::new()).await;
+                    self.refill_commit_if_stored().await;
+                }
+                return;
             }
             other => other,
         };

@@ -91,6 +91,10 @@ struct Queued {
 /// The node's side of the worker.
 pub(crate) struct Storage {
     mode: Mode,
+    /// Set when the node is dropped without [`Storage::stop`] (a crash, as
+    /// `Raft::kill` makes one): the worker performs nothing more, so what the
+    /// store holds is what a restart finds.
+    halted: Arc<std::sync::atomic::AtomicBool>,
     progress: watch::Receiver<Progress>,
     busy_since: Arc<AtomicU64>,
     epoch: Instant,
@@ -122,7 +126,7 @@ enum Mode {
 /// A running worker, to wait for when the node stops.
 enum Running {
     Thread(std::thread::JoinHandle<()>),
-    Task(tokio::task::JoinHandle<()>),
+    Task(crate::task::Owned),
 }
 
 impl Storage {
@@ -141,9 +145,18 @@ impl Storage {
         let busy_since = Arc::new(AtomicU64::new(0));
         let epoch = Instant::now();
         let (progress_tx, progress) = watch::channel(Progress::default());
+        let halted = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if writer == LogWriter::Auto && log.store().writes_never_block() {
             let mode = Mode::Inline { log, progress: progress_tx, events: VecDeque::new() };
-            return Ok(Self { mode, progress, busy_since, epoch, fence: 0, clear_before_append: false });
+            return Ok(Self {
+                mode,
+                halted,
+                progress,
+                busy_since,
+                epoch,
+                fence: 0,
+                clear_before_append: false,
+            });
         }
         let (ops, rx) = mpsc::channel(QUEUE_DEPTH);
         let busy = busy_since.clone();
@@ -156,10 +169,11 @@ impl Storage {
             merge_bytes,
             stash: None,
             progress: progress_tx,
+            halted: halted.clone(),
         };
         let span = tracing::Span::current();
         let running = if writer == LogWriter::Task {
-            Running::Task(tokio::spawn(tracing::Instrument::instrument(worker.run_task(), span)))
+            Running::Task(crate::task::Owned::spawn(tracing::Instrument::instrument(worker.run_task(), span)))
         } else {
             let thread = std::thread::Builder::new()
                 .name("raft-storage".into())
@@ -167,7 +181,7 @@ impl Storage {
             Running::Thread(thread)
         };
         let mode = Mode::Worker { ops, worker: Some(running) };
-        Ok(Self { mode, progress, busy_since, epoch, fence: 0, clear_before_append: false })
+        Ok(Self { mode, halted, progress, busy_since, epoch, fence: 0, clear_before_append: false })
     }
 
     /// Queues an operation, waiting while the queue is full; in inline mode,
@@ -232,16 +246,24 @@ impl Storage {
                 Some(Running::Thread(thread)) => {
                     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
                 }
-                Some(Running::Task(task)) => {
-                    let _ = task.await;
-                }
+                Some(Running::Task(mut task)) => task.join().await,
                 None => {}
             }
         }
     }
 }
 
+impl Drop for Storage {
+    fn drop(&mut self) {
+        // After `stop` the worker is done already; otherwise the node was
+        // dropped where it stood, and so is everything still queued.
+        self.halted.store(true, Ordering::Release);
+    }
+}
+
 struct Worker<T> {
+    /// The node went away without stopping its storage: perform nothing more.
+    halted: Arc<std::sync::atomic::AtomicBool>,
     log: Arc<LogCache>,
     reports: mpsc::Sender<T>,
     rx: mpsc::Receiver<Queued>,
@@ -290,8 +312,12 @@ impl<T: From<StorageReport>> Worker<T> {
     }
 
     /// Performs `op` with the appends queued right behind it; the report
-    /// for the node, if any.
+    /// for the node, if any. Nothing once the node is gone without a stop.
     fn perform(&mut self, op: Queued) -> Option<StorageReport> {
+        if self.halted.load(Ordering::Acquire) {
+            self.rx.close();
+            return None;
+        }
         {
             self.busy_since.store((self.epoch.elapsed().as_micros() as u64).max(1), Ordering::Release);
             // Group with the appends queued right behind; keep the first

@@ -60,14 +60,22 @@ const SOAK_FOUND: [u64; 17] = [
 ];
 
 /// Seeds the worker storage mode found when it was added (inline, they
-/// passed): 304, 375. A write failure left a follower's log below its
-/// commit index; the leader's snapshot covering the lost entries was taken
-/// for stale (at or below the commit index), answered "success" without
-/// being installed, and leader and follower traded that snapshot and a
-/// refusal of the entries after it forever, with no virtual time passing
-/// (fixed in `protocol/snapshot.rs`; replication also backs off now when a
-/// follower refuses entries it acknowledged).
-const WORKER_FOUND: [u64; 2] = [304, 375];
+/// passed), all after injected write failures:
+/// - 304, 375: a follower's log ended below its commit index; the leader's
+///   snapshot covering the lost entries was taken for stale, answered
+///   "success" without being installed, and leader and follower traded that
+///   snapshot and a refusal of the entries after it forever, with no virtual
+///   time passing (`protocol/snapshot.rs::judge_offer`; replication also
+///   backs off now when a follower refuses entries it acknowledged).
+/// - 217255 (log matching): a node snapshotted at an index where its log
+///   still held the stale entry a failed truncation left, kept it as a
+///   trailing entry and appended the next leader's entries after it
+///   (`protocol/snapshot.rs::compaction`: the log starts afresh then).
+/// - 215250 (leader completeness, state machine safety): a follower took the
+///   leader's commit index before its write was durable; the write failed,
+///   the log re-read from the store held stale entries at those indexes, and
+///   the FSM applied them (a follower now commits once its write is durable).
+const WORKER_FOUND: [u64; 4] = [304, 375, 215250, 217255];
 
 #[test]
 fn the_seeds_the_soak_found_pass() {

@@ -37,6 +37,39 @@ pub(crate) fn judge_offer(log: FollowerLog<'_>, index: u64, term: u64) -> Offer 
     Offer::Install
 }
 
+/// What a node's own new snapshot through `(index, term)` does to its log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Compaction {
+    /// The log holds the snapshot's last entry: drop the entries through
+    /// this index (the snapshot's, less the trailing entries kept for
+    /// followers that lag a little).
+    Through(u64),
+    /// The log does not hold the snapshot's last entry — it ends before it,
+    /// or holds another entry there — so no entry at or below it can be
+    /// trusted as a trailing entry, nor any after it as its continuation:
+    /// the log starts afresh after the snapshot.
+    Clear,
+}
+
+/// Decides how a node's log follows its own snapshot through `(index,
+/// term)`, keeping `trailing` entries behind it when the log agrees.
+///
+/// The FSM applies committed entries as soon as the node knows them
+/// committed, and a failed write can leave the store without them, or
+/// still holding the conflicting entries a truncation was to remove. A
+/// snapshot taken then covers entries the log does not hold as applied;
+/// keeping the log's stale entries as "trailing" (and appending the next
+/// leader's entries after them) broke log matching and, after a restart,
+/// leader completeness (found by the simulator's worker storage mode, seeds
+/// 217255 and 215250).
+pub(crate) fn compaction(log: FollowerLog<'_>, index: u64, term: u64, trailing: u64) -> Compaction {
+    if index <= log.last_index && log.ids.term_at(index) == Some(term) {
+        Compaction::Through(index.saturating_sub(trailing))
+    } else {
+        Compaction::Clear
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +106,10 @@ mod tests {
                 "log to {last}, commit {commit}, snapshot {index}/{term}"
             );
         }
+        // A node's own snapshot, ten entries kept behind it.
+        assert_eq!(compaction(log(20, 20), 18, 2, 10), Compaction::Through(8));
+        assert_eq!(compaction(log(20, 20), 15, 2, 0), Compaction::Through(15));
+        assert_eq!(compaction(log(20, 20), 18, 3, 10), Compaction::Clear, "another entry at 18");
+        assert_eq!(compaction(log(17, 20), 19, 2, 10), Compaction::Clear, "the log ends before it");
     }
 }

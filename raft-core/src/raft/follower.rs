@@ -15,10 +15,12 @@ use tokio::time::Instant;
 
 /// An acknowledgement that must wait for the storage worker: it may be sent
 /// once every operation up to `seq` has completed, and only if the failure
-/// count is still `failures`.
+/// count is still `failures`; the node then learns it may commit through
+/// `commit` ([`Event::Stored`](super::Event::Stored)).
 pub(crate) struct PendingWrite {
     pub(crate) seq: u64,
     pub(crate) failures: u64,
+    pub(crate) commit: u64,
 }
 
 impl<F: Fsm> Node<F> {
@@ -123,19 +125,26 @@ impl<F: Fsm> Node<F> {
             response.last_log = self.core.last_index;
             return (response, None);
         }
+        response.success = true;
+        response.last_log = self.core.last_index;
+        // Entries this request names may still be on their way to the disk
+        // (submitted by it or by an earlier request): answer once they are
+        // not, and only then take the leader's commit index. Committing
+        // first let the FSM apply entries that a failing write then took
+        // back out of the log; after the log was re-read from the store it
+        // held, at those indexes, the stale entries the write was to
+        // replace, and the FSM applied those (found by the simulator's
+        // worker storage mode, seed 215250).
+        let seq = self.next_seq;
+        let written = self.storage.progress().borrow().completed_seq;
+        if last_new > self.core.snapshot_index && written < seq {
+            return (response, Some(PendingWrite { seq, failures, commit }));
+        }
         if commit > self.core.commit_index {
             self.commit_to(commit, Vec::new()).await;
         }
         self.refill_commit_if_stored().await;
-        response.success = true;
-        response.last_log = self.core.last_index;
-        // Entries this request names may still be on their way to the disk
-        // (submitted by it or by an earlier request): answer once they are not.
-        let seq = self.next_seq;
-        let written = self.storage.progress().borrow().completed_seq;
-        let pending =
-            (last_new > self.core.snapshot_index && written < seq).then_some(PendingWrite { seq, failures });
-        (response, pending)
+        (response, None)
     }
 
     /// Handles the completion events an in-task store has queued, now.

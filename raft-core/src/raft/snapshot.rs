@@ -7,7 +7,7 @@ use crate::error::RaftError;
 use crate::fsm::runner::{Capture, FsmClient};
 use crate::observer::Observation;
 use crate::protocol::election::randomized;
-use crate::protocol::snapshot::{Offer, judge_offer};
+use crate::protocol::snapshot::{Compaction, Offer, compaction, judge_offer};
 use crate::state::RaftState;
 use crate::storage::StorageOp;
 use crate::{
@@ -74,8 +74,24 @@ impl<F: Fsm> Node<F> {
         match &result {
             Ok(meta) if meta.index > self.core.snapshot_index => {
                 tracing::info!(index = meta.index, "snapshot taken");
-                self.set_snapshot_point(meta.index, meta.term);
-                self.compact_through(meta.index.saturating_sub(self.config.trailing_logs)).await;
+                let trailing = self.config.trailing_logs;
+                match compaction(self.core.follower_log(), meta.index, meta.term, trailing) {
+                    Compaction::Through(through) => {
+                        self.set_snapshot_point(meta.index, meta.term);
+                        self.compact_through(through).await;
+                    }
+                    Compaction::Clear => {
+                        tracing::warn!(
+                            index = meta.index,
+                            last = self.core.last_index,
+                            "the log does not hold the entry the new snapshot ends at (a write failed); \
+                             it starts afresh after the snapshot"
+                        );
+                        self.clear_log_to(meta.index, meta.term).await;
+                        self.set_snapshot_point(meta.index, meta.term);
+                        self.publish_log();
+                    }
+                }
             }
             Ok(_) => {}
             Err(RaftError::NothingNewToSnapshot) => {}
@@ -110,6 +126,18 @@ impl<F: Fsm> Node<F> {
         }
     }
 
+    /// Empties the log, which now starts after a snapshot through
+    /// `(index, term)`.
+    async fn clear_log_to(&mut self, index: u64, term: u64) {
+        self.log.clear();
+        self.core.log_ids.reset((index, term));
+        let seq = self.seq();
+        if self.storage.submit(StorageOp::TruncateFrom { seq, index: 0, done: None }).await.is_err() {
+            tracing::error!("the storage worker has stopped; the log is not cleared");
+        }
+        (self.core.last_index, self.core.last_term) = (index, term);
+    }
+
     /// Makes the node's log start after a snapshot it has installed:
     /// entries after the snapshot are kept if the log agrees with
     /// it at its index, otherwise the whole log goes. Only called for a
@@ -124,14 +152,7 @@ impl<F: Fsm> Node<F> {
         if agrees {
             self.compact_through(meta.index).await;
         } else {
-            self.log.clear();
-            self.core.log_ids.reset((meta.index, meta.term));
-            let seq = self.seq();
-            if self.storage.submit(StorageOp::TruncateFrom { seq, index: 0, done: None }).await.is_err() {
-                tracing::error!("the storage worker has stopped; the log is not cleared");
-            }
-            self.core.last_index = meta.index;
-            self.core.last_term = meta.term;
+            self.clear_log_to(meta.index, meta.term).await;
         }
         self.set_snapshot_point(meta.index, meta.term);
         if !agrees || self.core.configurations.latest_index <= meta.index {
