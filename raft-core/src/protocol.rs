@@ -23,6 +23,8 @@
 pub(crate) mod append;
 pub(crate) mod commitment;
 pub(crate) mod core;
+#[cfg(test)]
+pub(crate) mod driver;
 pub(crate) mod election;
 pub(crate) mod leader;
 pub(crate) mod log_ids;

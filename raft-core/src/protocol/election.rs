@@ -41,6 +41,12 @@ impl Tally {
         Self { voters, granted: BTreeSet::from([me]), term, pre_vote }
     }
 
+    /// Whether this is a pre-vote round.
+    #[cfg(test)]
+    pub(crate) fn is_pre_vote(&self) -> bool {
+        self.pre_vote
+    }
+
     /// Whether a quorum has granted (a single voter wins at once).
     pub(crate) fn won(&self) -> bool {
         self.voters.is_reached(|id| self.granted.contains(id))
