@@ -178,7 +178,9 @@ fn compare_table(root: &Path, out: &mut String) {
          means none; in an interleaved comparison a 10 s timeout made no measurable difference,\n\
          0.98×). On this shared virtual machine the same run varies by up to about 40% from one\n\
          minute to the next, so compare the two sides within this table, not with the cluster table\n\
-         above.\n"
+         above. openraft {OPENRAFT} is its newest release: 0.10 has been published only as\n\
+         pre-releases (0.10.0-alpha.37 when this was written), which `cargo add openraft` does not\n\
+         pick, so it is not yet what a user would choose.\n"
     );
     let Ok(text) = std::fs::read_to_string(root.join("target/compare-bench.txt")) else {
         let _ = writeln!(out, "(no `target/compare-bench.txt`: run the compare binary first)\n");
