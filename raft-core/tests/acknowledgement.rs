@@ -138,3 +138,47 @@ async fn a_failed_truncation_leaves_the_log_as_the_store_has_it_in_both_modes() 
         raft.shutdown().await.expect("shutdown");
     }
 }
+
+/// A follower takes its leader's commit index only once the entries it was
+/// sent are durable: while its write waits on the disk, the FSM applies none
+/// of them (a write that then failed would otherwise have let the FSM apply
+/// entries the log no longer held, or the stale entries the store still had
+/// at those indexes: the simulator's seed 215250 in worker mode).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_commits_only_what_it_has_stored() {
+    let store = Arc::new(GatedLogStore::default());
+    let (raft, probe, _network) = lone_follower(SumFsm::default(), store.clone(), config("node-0")).await;
+    let first = probe.append(&addr(0), 2, (1, 1), commands(2, 11, 2), 11).await;
+    assert!(first.success, "{first:?}");
+    wait_for("entries 2..=11 applied", SECOND * 5, || (raft.applied_index() == 11).then_some(())).await;
+
+    // The disk stalls: entries 12..=15 arrive with a commit index of 15.
+    store.close_gate();
+    let target = addr(0);
+    let append = {
+        let probe_transport = probe.transport.clone();
+        let request = AppendEntriesRequest {
+            header: probe.header(),
+            term: 2,
+            prev_log_index: 11,
+            prev_log_term: 2,
+            entries: commands(12, 15, 2),
+            leader_commit: 15,
+        };
+        let target = target.clone();
+        tokio::spawn(async move { probe_transport.append_entries(target, request).await })
+    };
+    wait_for("the entries in the node's log", SECOND * 5, || (raft.last_index() == 15).then_some(())).await;
+    // A pre-vote is answered from memory, after the append was handled.
+    let request = PreVoteRequest { header: probe.header(), term: 3, last_log_index: 15, last_log_term: 2 };
+    probe.transport.pre_vote(target, request).await.expect("pre-vote");
+    assert_eq!(raft.commit_index(), 11, "committed entries that are not stored yet");
+    assert_eq!(raft.applied_index(), 11, "applied entries that are not stored yet");
+
+    // Stored: acknowledged, then committed and applied.
+    store.open_gate();
+    let answered = append.await.expect("task").expect("append");
+    assert!(answered.success && answered.last_log == 15, "{answered:?}");
+    wait_for("entries 12..=15 applied", SECOND * 5, || (raft.applied_index() == 15).then_some(())).await;
+    raft.shutdown().await.expect("shutdown");
+}
