@@ -19,6 +19,8 @@
 //! - [`leader`]: a leader's [`Leadership`](leader::Leadership): commitment,
 //!   followers' match indexes, leadership checks, the lease age.
 //! - [`snapshot`]: whether a leader's snapshot is stale, held or new.
+//! - [`membership`]: whether a membership change may start, waits or is
+//!   refused, and its stages (a new voter catches up as a non-voter first).
 
 pub(crate) mod append;
 pub(crate) mod commitment;
@@ -28,6 +30,7 @@ pub(crate) mod driver;
 pub(crate) mod election;
 pub(crate) mod leader;
 pub(crate) mod log_ids;
+pub(crate) mod membership;
 pub(crate) mod quorum;
 pub(crate) mod snapshot;
 pub(crate) mod vote;

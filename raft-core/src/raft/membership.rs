@@ -9,6 +9,7 @@
 use super::{Node, Request};
 use crate::error::RaftError;
 use crate::observer::Observation;
+use crate::protocol::membership::{self, ChangePlan};
 use crate::state::RaftState;
 use crate::{
     Configuration, ConfigurationChange, Fsm, LogKind, Server, ServerAddress, ServerId, TimeoutNowRequest,
@@ -68,8 +69,7 @@ impl<F: Fsm> Node<F> {
     /// configuration; Ongaro, raft-dev, 2015).
     fn configuration_stable(&self) -> bool {
         let start_index = self.core.leadership.as_ref().map_or(u64::MAX, |leadership| leadership.start_index);
-        self.core.configurations.latest_index <= self.core.commit_index
-            && self.core.commit_index >= start_index
+        membership::configuration_stable(&self.core.configurations, self.core.commit_index, start_index)
     }
 
     /// Handles a membership request on the leader. One that arrives while
@@ -82,52 +82,41 @@ impl<F: Fsm> Node<F> {
         timeout: Duration,
         reply: oneshot::Sender<Result<u64, RaftError>>,
     ) {
-        let latest_index = self.core.configurations.latest_index;
         let stable = self.configuration_stable();
         let Some(state) = self.leader_state.as_mut() else { return };
-        if state.transfer.is_none() && state.change.is_none() && !stable {
-            if state.deferred.len() < DEFERRED_CHANGES_MAX {
-                let deadline = (!timeout.is_zero()).then(|| Instant::now() + timeout);
-                state.deferred.push_back(DeferredChange { change, prev_index, deadline, reply });
-            } else {
-                let _ = reply.send(Err(RaftError::ConfigurationChangeInProgress));
+        let busy = membership::Busy { transfer: state.transfer.is_some(), change: state.change.is_some() };
+        let configurations = &self.core.configurations;
+        let plan = match membership::plan_change(
+            configurations,
+            self.core.commit_index,
+            stable,
+            busy,
+            &change,
+            prev_index,
+        ) {
+            Ok(plan) => plan,
+            Err(error) => {
+                let _ = reply.send(Err(error));
+                return;
             }
-            return;
-        }
-        let refusal = if state.transfer.is_some() {
-            Some(RaftError::LeadershipTransferInProgress)
-        } else if state.change.is_some() || latest_index > self.core.commit_index {
-            Some(RaftError::ConfigurationChangeInProgress)
-        } else if prev_index != 0 && prev_index != latest_index {
-            Some(RaftError::ConfigurationChanged { prev_index, latest_index })
-        } else {
-            self.core.configurations.latest.apply_change(&change).err().map(RaftError::from)
         };
-        if let Some(error) = refusal {
-            let _ = reply.send(Err(error));
-            return;
-        }
         let deadline = (!timeout.is_zero()).then(|| Instant::now() + timeout);
-        let stage = match &change {
-            ConfigurationChange::AddVoter { id, address }
-                if !self.core.configurations.latest.is_voter(id) =>
-            {
-                if self.core.configurations.latest.server(id).is_none() {
-                    let staging =
-                        ConfigurationChange::AddNonvoter { id: id.clone(), address: address.clone() };
-                    if let Ok(next) = self.core.configurations.latest.apply_change(&staging) {
-                        self.append_configuration(next).await;
-                    }
+        let stage = match plan {
+            ChangePlan::Defer => {
+                if state.deferred.len() < DEFERRED_CHANGES_MAX {
+                    state.deferred.push_back(DeferredChange { change, prev_index, deadline, reply });
+                } else {
+                    let _ = reply.send(Err(RaftError::ConfigurationChangeInProgress));
+                }
+                return;
+            }
+            ChangePlan::CatchUp { staging } => {
+                if let Some(staging) = staging {
+                    self.append_configuration(staging).await;
                 }
                 Stage::CatchUp { target: self.core.last_index }
             }
-            _ => match self.core.configurations.latest.apply_change(&change) {
-                Ok(next) => Stage::Commit { index: self.append_configuration(next).await },
-                Err(error) => {
-                    let _ = reply.send(Err(error.into()));
-                    return;
-                }
-            },
+            ChangePlan::Commit { next } => Stage::Commit { index: self.append_configuration(next).await },
         };
         if let Some(state) = self.leader_state.as_mut() {
             state.change = Some(PendingChange { change, reply, deadline, stage });
@@ -224,7 +213,7 @@ impl<F: Fsm> Node<F> {
         match pending.stage {
             Stage::CatchUp { target } => {
                 let matched = self.core.leadership.as_ref().map_or(0, |l| l.matched(pending.change.id()));
-                if matched >= target.min(last_index) {
+                if membership::caught_up(matched, target, last_index) {
                     let change = pending.change.clone();
                     match self.core.configurations.latest.apply_change(&change) {
                         Ok(next) => {
