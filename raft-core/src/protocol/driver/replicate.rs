@@ -131,16 +131,11 @@ impl Driver {
         sent: Instant,
         response: AppendEntriesResponse,
     ) {
-        if response.term > self.core.current_term {
-            return self.step_down(now, response.term);
-        }
-        if self.core.role != RaftState::Leader || response.term < self.core.current_term {
+        if !self.answered(now, &id, response.term, sent) {
             return;
         }
         let ours = self.core.last_index + 1;
         let Some(peer) = self.peers.get_mut(&id) else { return };
-        peer.waiting = false;
-        peer.contact = peer.contact.max(Some(sent));
         let mut matched = None;
         if response.success {
             peer.next = peer.next.max(prev_index + count + 1);
@@ -159,10 +154,7 @@ impl Driver {
         }
         let more = peer.next <= self.core.last_index || !response.success;
         if let Some(matched) = matched {
-            let commit = self.core.leadership.as_mut().and_then(|l| l.progress(&id, matched));
-            if let Some(commit) = commit {
-                self.commit_to(commit);
-            }
+            self.record_match(&id, matched);
         }
         if more {
             self.send_to(now, id);
@@ -177,15 +169,10 @@ impl Driver {
         sent: Instant,
         response: InstallSnapshotResponse,
     ) {
-        if response.term > self.core.current_term {
-            return self.step_down(now, response.term);
-        }
-        if self.core.role != RaftState::Leader || response.term < self.core.current_term {
+        if !self.answered(now, &id, response.term, sent) {
             return;
         }
         let Some(peer) = self.peers.get_mut(&id) else { return };
-        peer.waiting = false;
-        peer.contact = peer.contact.max(Some(sent));
         if !response.success {
             peer.waiting = true;
             return;
@@ -195,12 +182,35 @@ impl Driver {
         // one was taken meanwhile) waits for the next heartbeat: snapshots
         // are never sent back to back.
         let again = peer.next <= self.core.snapshot_index;
-        let commit = self.core.leadership.as_mut().and_then(|l| l.progress(&id, index));
-        if let Some(commit) = commit {
-            self.commit_to(commit);
-        }
+        self.record_match(&id, index);
         if !again {
             self.send_to(now, id);
+        }
+    }
+
+    /// Takes an answer from `id` given at `term` to a request sent at
+    /// `sent`: steps down for a newer term; otherwise, if this node still
+    /// leads that term, the follower is no longer waited on and was alive
+    /// then. Whether to go on with the answer.
+    fn answered(&mut self, now: Instant, id: &ServerId, term: u64, sent: Instant) -> bool {
+        if term > self.core.current_term {
+            self.step_down(now, term);
+            return false;
+        }
+        if self.core.role != RaftState::Leader || term < self.core.current_term {
+            return false;
+        }
+        let Some(peer) = self.peers.get_mut(id) else { return false };
+        peer.waiting = false;
+        peer.contact = peer.contact.max(Some(sent));
+        true
+    }
+
+    /// `id` holds the log through `index`: commits what a quorum holds.
+    fn record_match(&mut self, id: &ServerId, index: u64) {
+        let commit = self.core.leadership.as_mut().and_then(|l| l.progress(id, index));
+        if let Some(commit) = commit {
+            self.commit_to(commit);
         }
     }
 
